@@ -1,0 +1,81 @@
+// mixvae: deep-clustering VAEs on MPI ranks. Dispatches to one subcommand; turns errors
+// into one line and an exit code (2 bad input, 1 bug, 4 divergence).
+#include <cstring>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+#include "core/log.h"
+
+namespace {
+const char* kUsage =
+    "mixvae " MIXVAE_VERSION " — VAE-based deep clustering with data-parallel MPI ranks\n"
+    "\n"
+    "usage: mixvae <command> [options]    (under mpirun/srun every command runs on all ranks)\n"
+    "\n"
+    "commands:\n"
+    "  prepare  --dataset mnist|synthetic --raw DIR --out FILE.h5   convert data to the HDF5 schema\n"
+    "  train    --config FILE.ini [--section.key=value ...] [--resume] train a model\n"
+    "  eval     --checkpoint RUN/checkpoint.h5 [--data FILE.h5]      ACC/NMI/ARI of a checkpoint\n"
+    "  sample   --checkpoint RUN/checkpoint.h5 --out grid.png       samples per cluster as a PNG grid\n"
+    "\n"
+    "`mixvae <command> --help` lists a command's options; `mixvae train --help` lists every config key.\n";
+}
+
+int main(int argc, char** argv) {
+  using namespace mixvae;
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  if (cmd == "--version") {
+    std::cout << "mixvae " MIXVAE_VERSION "\n";
+    return kExitOk;
+  }
+  std::unique_ptr<dist::Communicator> world;
+  try {
+    world = dist::make_world(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::cerr << "mixvae: error: cannot start MPI: " << e.what() << "\n";
+    return kExitInternal;
+  }
+  log::set_rank(world->rank());
+  cli::Args args(argv + 2, argv + argc);
+  int code = kExitOk;
+  auto fail = [&](int exit_code, const std::string& what) {
+    const bool collective = world->size() == 1 || dist::last_error_was_collective();
+    if (collective) {
+      if (world->rank() == 0) std::cerr << "mixvae: error: " << what << std::endl;
+      return exit_code;
+    }
+    // Only this rank failed: the others may be inside a collective, so end the job.
+    std::cerr << "mixvae: error on rank " << world->rank() << ": " << what << std::endl;
+    world->abort(exit_code);
+  };
+  try {
+    if (cmd == "prepare") code = cli::cmd_prepare(*world, args);
+    else if (cmd == "train") code = cli::cmd_train(*world, args);
+    else if (cmd == "eval") code = cli::cmd_eval(*world, args);
+    else if (cmd == "sample") code = cli::cmd_sample(*world, args);
+    else
+      dist::agree(*world, [&] {
+        throw UsageError("unknown command '" + cmd + "' (commands: prepare, train, eval, sample; see mixvae --help)");
+      });
+  } catch (const UsageError& e) {
+    code = fail(kExitUsage, e.what());
+  } catch (const DataError& e) {
+    code = fail(kExitUsage, e.what());
+  } catch (const DivergedError& e) {
+    code = fail(kExitDiverged, std::string("training diverged: ") + e.what());
+  } catch (const std::exception& e) {
+    code = fail(kExitInternal, std::string("internal error: ") + e.what());
+  }
+  world.reset();
+  dist::finalize();
+  return code;
+}

@@ -1,0 +1,246 @@
+#include "core/config.h"
+
+#include <openssl/evp.h>
+
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "core/errors.h"
+
+namespace po = boost::program_options;
+
+namespace mixvae {
+namespace {
+
+// Every key once: section, name, field, help. Visitors register them with
+// Program_options, print them as INI, or list them for help and error messages.
+template <class V> void visit(RunConfig& c, V& v) {
+  v("data", "path", c.data.path, "HDF5 feature file written by `mixvae prepare`");
+  v("data", "shuffle", c.data.shuffle,
+    "shard (each rank reads and shuffles only its rows) | global (every rank holds the file; "
+    "the global batch is identical at any world size)");
+  v("model", "name", c.model.name, "model to train: vade");
+  v("model", "clusters", c.model.clusters, "number of clusters K (>= 2)");
+  v("model", "latent", c.model.latent, "latent dimension J");
+  v("model", "hidden", c.model.hidden, "encoder widths, comma-separated (decoder mirrors them)");
+  v("model", "likelihood", c.model.likelihood,
+    "auto (bernoulli for data in [0,1], else gaussian) | bernoulli | gaussian");
+  v("model", "recon_weight", c.model.recon_weight, "weight of the reconstruction term");
+  v("model", "logvar_clamp", c.model.logvar_clamp, "bound on |log variance| (encoder and mixture)");
+  v("model", "init", c.model.init, "mixture initialisation on the pretrained latent means: gmm | kmeans");
+  v("model", "init_iters", c.model.init_iters, "EM / Lloyd iterations of the initialisation");
+  v("model", "init_restarts", c.model.init_restarts, "k-means++ restarts (best objective kept)");
+  v("train", "epochs", c.train.epochs, "epochs of the main objective");
+  v("train", "batch_size", c.train.batch_size, "global batch size (each rank takes its share)");
+  v("train", "lr", c.train.lr, "Adam learning rate of the networks");
+  v("train", "lr_mixture", c.train.lr_mixture, "Adam learning rate of the mixture parameters");
+  v("train", "lr_decay", c.train.lr_decay, "learning-rate factor applied every lr_decay_every epochs");
+  v("train", "lr_decay_every", c.train.lr_decay_every, "epochs between decays (0: never)");
+  v("train", "lr_floor", c.train.lr_floor, "the decayed learning rate never goes below this");
+  v("train", "adam_eps", c.train.adam_eps, "Adam epsilon (Keras' 1e-4 in VaDE's code)");
+  v("train", "seed", c.train.seed, "run seed: every random choice derives from (seed, epoch, rank)");
+  v("train", "eval_every", c.train.eval_every, "epochs between ACC/NMI/ARI evaluations (0: only at the end)");
+  v("train", "threads", c.train.threads, "intra-op threads per rank (0: cores / local ranks)");
+  v("train", "collapse_warn", c.train.collapse_warn,
+    "warn when one cluster holds more than this fraction of the data");
+  v("pretrain", "epochs", c.pretrain.epochs, "autoencoder pretraining epochs (0: skip)");
+  v("pretrain", "batch_size", c.pretrain.batch_size, "global batch size of pretraining");
+  v("pretrain", "lr", c.pretrain.lr, "Adam learning rate of pretraining");
+  v("pretrain", "adam_eps", c.pretrain.adam_eps, "Adam epsilon of pretraining");
+  v("dist", "bucket_mb", c.dist.bucket_mb, "gradient all-reduce bucket size in MiB");
+  v("checkpoint", "every", c.checkpoint.every, "epochs between checkpoints (0: only at the end)");
+  v("output", "dir", c.output.dir, "run directory (config.ini, metrics.jsonl, result.json, checkpoint.h5)");
+  v("output", "samples_per_cluster", c.output.samples_per_cluster, "columns of samples.png");
+  v("output", "progress", c.output.progress, "print the progress line");
+}
+
+struct Register {
+  po::options_description& desc;
+  template <class T> void operator()(const char* s, const char* k, T& field, const char* help) {
+    std::string name = std::string(s) + "." + k;
+    desc.add_options()(name.c_str(), po::value<T>(&field), help);
+  }
+};
+
+template <class T> std::string to_text(const T& v) {
+  std::ostringstream os;
+  os << std::setprecision(17) << v;
+  return os.str();
+}
+std::string to_text(const bool& v) { return v ? "true" : "false"; }
+std::string to_text(const std::string& v) { return v; }
+
+struct Printer {
+  std::map<std::string, std::vector<std::string>> lines;
+  std::vector<std::string> order;
+  template <class T> void operator()(const char* s, const char* k, T& field, const char*) {
+    if (!lines.count(s)) order.push_back(s);
+    lines[s].push_back(std::string(k) + " = " + to_text(field));
+  }
+};
+
+struct Lister {
+  std::map<std::string, std::vector<std::string>> keys;
+  std::string help;
+  template <class T> void operator()(const char* s, const char* k, T& field, const char* h) {
+    keys[s].push_back(k);
+    help += "  --" + std::string(s) + "." + k + "=" + to_text(field) + "\n      " + h + "\n";
+  }
+};
+
+std::string valid_keys_message(const std::string& full_key) {
+  RunConfig defaults;
+  Lister l;
+  visit(defaults, l);
+  auto dot = full_key.find('.');
+  std::string section = dot == std::string::npos ? "" : full_key.substr(0, dot);
+  std::string out;
+  if (l.keys.count(section)) {
+    out = "valid keys of [" + section + "]:";
+    for (const auto& k : l.keys[section]) out += " " + k;
+  } else {
+    out = "valid sections:";
+    for (const auto& [s, _] : l.keys) out += " [" + s + "]";
+  }
+  return out;
+}
+
+std::string strip_dashes(std::string s) {
+  while (!s.empty() && s[0] == '-') s.erase(0, 1);
+  return s;
+}
+
+}  // namespace
+
+namespace {
+RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::vector<std::string>& overrides);
+}
+
+RunConfig RunConfig::load(const std::string& ini_path, const std::vector<std::string>& overrides) {
+  if (ini_path.empty()) return load_stream(nullptr, "", overrides);
+  std::ifstream in(ini_path);
+  if (!in) throw UsageError(ini_path + ": cannot open config file");
+  return load_stream(&in, ini_path, overrides);
+}
+
+RunConfig RunConfig::load_text(const std::string& text, const std::string& origin,
+                               const std::vector<std::string>& overrides) {
+  std::istringstream in(text);
+  return load_stream(&in, origin, overrides);
+}
+
+namespace {
+RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::vector<std::string>& overrides) {
+  RunConfig cfg;
+  cfg.source = ini_path;
+  po::options_description desc;
+  Register reg{desc};
+  visit(cfg, reg);
+  po::variables_map vm;
+  try {
+    // Command line first: Program_options keeps the first value stored for a key.
+    std::vector<std::string> args;
+    for (const auto& o : overrides) {
+      if (o.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + o + "' (overrides look like --section.key=value)");
+      args.push_back(o);
+    }
+    auto cl = po::command_line_parser(args).options(desc).allow_unregistered().run();
+    for (const auto& u : po::collect_unrecognized(cl.options, po::include_positional)) {
+      std::string key = strip_dashes(u);
+      key = key.substr(0, key.find('='));
+      throw UsageError("unknown option --" + key + "; " + valid_keys_message(key));
+    }
+    po::store(cl, vm);
+    if (in) {
+      auto parsed = po::parse_config_file(*in, desc, /*allow_unregistered=*/true);
+      for (const auto& o : parsed.options) {
+        if (o.unregistered) {
+          throw UsageError(ini_path + ": unknown key '" + o.string_key + "'; " +
+                           valid_keys_message(o.string_key));
+        }
+      }
+      po::store(parsed, vm);
+    }
+    po::notify(vm);
+  } catch (const po::validation_error& e) {
+    throw UsageError((ini_path.empty() ? std::string("config") : ini_path) + ": " + e.what());
+  } catch (const po::error& e) {
+    throw UsageError((ini_path.empty() ? std::string("config") : ini_path) + ": " + e.what());
+  }
+  cfg.validate();
+  return cfg;
+}
+}  // namespace
+
+void RunConfig::validate() const {
+  auto bad = [&](const std::string& key, const std::string& what) {
+    throw UsageError((source.empty() ? std::string("config") : source) + ": " + key + " " + what);
+  };
+  if (data.shuffle != "shard" && data.shuffle != "global") bad("data.shuffle", "must be 'shard' or 'global', got '" + data.shuffle + "'");
+  if (model.name != "vade") bad("model.name", "must be one of: vade (got '" + model.name + "')");
+  if (model.clusters < 2) bad("model.clusters", "must be >= 2, got " + std::to_string(model.clusters));
+  if (model.latent < 1) bad("model.latent", "must be >= 1");
+  if (model.likelihood != "auto" && model.likelihood != "bernoulli" && model.likelihood != "gaussian")
+    bad("model.likelihood", "must be auto, bernoulli or gaussian, got '" + model.likelihood + "'");
+  if (!(model.recon_weight > 0)) bad("model.recon_weight", "must be > 0");
+  if (!(model.logvar_clamp > 0)) bad("model.logvar_clamp", "must be > 0");
+  if (model.init != "gmm" && model.init != "kmeans") bad("model.init", "must be gmm or kmeans, got '" + model.init + "'");
+  if (model.init_iters < 1) bad("model.init_iters", "must be >= 1");
+  if (model.init_restarts < 1) bad("model.init_restarts", "must be >= 1");
+  for (char ch : model.hidden)
+    if (!(std::isdigit(static_cast<unsigned char>(ch)) || ch == ',')) bad("model.hidden", "must be comma-separated widths, got '" + model.hidden + "'");
+  if (train.epochs < 0) bad("train.epochs", "must be >= 0, got " + std::to_string(train.epochs));
+  if (train.batch_size < 1) bad("train.batch_size", "must be >= 1");
+  if (!(train.lr > 0) || !std::isfinite(train.lr)) bad("train.lr", "must be a positive number");
+  if (!(train.lr_mixture > 0) || !std::isfinite(train.lr_mixture)) bad("train.lr_mixture", "must be a positive number");
+  if (!(train.lr_decay > 0 && train.lr_decay <= 1)) bad("train.lr_decay", "must be in (0, 1]");
+  if (train.lr_decay_every < 0) bad("train.lr_decay_every", "must be >= 0");
+  if (train.lr_floor < 0) bad("train.lr_floor", "must be >= 0");
+  if (!(train.adam_eps > 0)) bad("train.adam_eps", "must be > 0");
+  if (train.eval_every < 0) bad("train.eval_every", "must be >= 0");
+  if (train.threads < 0) bad("train.threads", "must be >= 0");
+  if (!(train.collapse_warn > 0 && train.collapse_warn <= 1)) bad("train.collapse_warn", "must be in (0, 1]");
+  if (pretrain.epochs < 0) bad("pretrain.epochs", "must be >= 0, got " + std::to_string(pretrain.epochs));
+  if (pretrain.batch_size < 1) bad("pretrain.batch_size", "must be >= 1");
+  if (!(pretrain.lr > 0)) bad("pretrain.lr", "must be a positive number");
+  if (!(pretrain.adam_eps > 0)) bad("pretrain.adam_eps", "must be > 0");
+  if (!(dist.bucket_mb > 0)) bad("dist.bucket_mb", "must be > 0");
+  if (checkpoint.every < 0) bad("checkpoint.every", "must be >= 0");
+  if (output.dir.empty()) bad("output.dir", "must not be empty");
+  if (output.samples_per_cluster < 1) bad("output.samples_per_cluster", "must be >= 1");
+}
+
+std::string RunConfig::to_ini() const {
+  RunConfig copy = *this;
+  Printer p;
+  visit(copy, p);
+  std::string out = "# mixvae resolved config: `mixvae train --config <this file>` re-runs it\n";
+  for (const auto& s : p.order) {
+    out += "\n[" + s + "]\n";
+    for (const auto& l : p.lines[s]) out += l + "\n";
+  }
+  return out;
+}
+
+std::string RunConfig::hash() const {
+  std::string text = to_ini();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
+  std::ostringstream os;
+  for (unsigned i = 0; i < 8; ++i) os << std::hex << std::setw(2) << std::setfill('0') << int(md[i]);
+  return os.str();
+}
+
+std::string config_help() {
+  RunConfig defaults;
+  Lister l;
+  visit(defaults, l);
+  return l.help;
+}
+
+}  // namespace mixvae

@@ -1,0 +1,96 @@
+#pragma once
+// The run configuration: INI sections [data] [model] [train] [pretrain] [dist]
+// [checkpoint] [output], overridable on the command line as --section.key=value.
+//
+// Parsing is Boost.Program_options (config-file and command-line parsers share one
+// description per key, so both accept exactly the same keys and types). Unknown keys and
+// unparsable values are UsageErrors that name the key and list the valid ones.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mixvae {
+
+struct DataConfig {
+  std::string path;               // HDF5 feature file written by `mixvae prepare`
+  std::string shuffle = "shard";  // shard: each rank holds and shuffles its shard;
+                                  // global: every rank holds the file, identical global batches
+};
+
+struct ModelConfig {
+  std::string name = "vade";
+  int64_t clusters = 10;           // K
+  int64_t latent = 10;             // J
+  std::string hidden = "500,500,2000";
+  std::string likelihood = "auto";  // auto | bernoulli | gaussian
+  double recon_weight = 1.0;        // alpha_rec of VaDE's config_init
+  double logvar_clamp = 10.0;       // |log sigma^2| bound, encoder and mixture
+  std::string init = "gmm";         // mixture initialisation: gmm | kmeans
+  int64_t init_iters = 200;         // EM iterations (Lloyd for kmeans)
+  int64_t init_restarts = 1;        // k-means++ restarts, best by objective
+};
+
+struct TrainConfig {
+  int64_t epochs = 300;
+  int64_t batch_size = 100;  // global batch: each rank takes its share
+  double lr = 0.002;
+  double lr_mixture = 0.002;
+  double lr_decay = 0.9;
+  int64_t lr_decay_every = 10;
+  double lr_floor = 0.0002;
+  double adam_eps = 1e-4;
+  uint64_t seed = 0;
+  int64_t eval_every = 1;
+  int64_t threads = 0;          // intra-op threads; 0 = cores / local ranks
+  double collapse_warn = 0.9;   // warn when one cluster holds more than this fraction
+};
+
+struct PretrainConfig {
+  int64_t epochs = 10;
+  int64_t batch_size = 100;
+  double lr = 0.001;
+  double adam_eps = 1e-8;
+};
+
+struct DistConfig {
+  double bucket_mb = 16.0;  // gradient bucket size for the all-reduce
+};
+
+struct CheckpointConfig {
+  int64_t every = 1;  // epochs between checkpoints (0: only at the end)
+};
+
+struct OutputConfig {
+  std::string dir = "runs/default";
+  int64_t samples_per_cluster = 10;
+  bool progress = true;
+};
+
+struct RunConfig {
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  PretrainConfig pretrain;
+  DistConfig dist;
+  CheckpointConfig checkpoint;
+  OutputConfig output;
+  std::string source;  // the INI file this came from, if any
+
+  // Defaults, then `ini_path` (may be empty), then overrides ("--section.key=value" or
+  // "section.key=value"). Throws UsageError on unknown keys or bad values.
+  static RunConfig load(const std::string& ini_path, const std::vector<std::string>& overrides);
+  // The same from INI text (e.g. the config stored in a checkpoint); `origin` names it in errors.
+  static RunConfig load_text(const std::string& ini_text, const std::string& origin,
+                             const std::vector<std::string>& overrides = {});
+  // INI text of every key, fully resolved; load() of it gives back the same config.
+  std::string to_ini() const;
+  // Stable hash of to_ini() (hex), stored in checkpoints.
+  std::string hash() const;
+  // Cross-key checks (K >= 2, epochs >= 0, positive learning rates, ...).
+  void validate() const;
+};
+
+// Every valid "section.key" with its help text, for --help.
+std::string config_help();
+
+}  // namespace mixvae

@@ -1,0 +1,58 @@
+#include "dist/grad_reducer.h"
+
+#include "dist/tensor_ops.h"
+
+namespace mixvae::dist {
+
+GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, double bucket_mb)
+    : comm_(comm), params_(std::move(params)) {
+  const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * 1024 * 1024 / 4));
+  Bucket cur;
+  int64_t filled = 0;
+  auto close = [&] {
+    if (cur.members.empty()) return;
+    cur.flat = torch::zeros({filled + 1}, torch::kFloat32);  // +1: the ride-along value
+    buckets_.push_back(std::move(cur));
+    cur = Bucket{};
+    filled = 0;
+  };
+  for (size_t i = 0; i < params_.size(); ++i) {
+    cur.members.push_back(i);
+    filled += params_[i].numel();
+    if (filled >= cap) close();
+  }
+  close();
+}
+
+double GradReducer::all_reduce(double local_value) {
+  if (comm_.size() == 1) return local_value;
+  if (buckets_.empty()) return comm_.all_reduce_value(local_value);
+  torch::NoGradGuard ng;
+  for (auto& b : buckets_) {
+    int64_t off = 0;
+    for (size_t i : b.members) {
+      auto& p = params_[i];
+      int64_t n = p.numel();
+      auto slot = b.flat.slice(0, off, off + n);
+      if (p.grad().defined()) slot.copy_(p.grad().reshape({-1}));
+      else slot.zero_();
+      off += n;
+    }
+    const bool last = &b == &buckets_.back();
+    b.flat[off] = last ? local_value : 0.0;
+    dist::all_reduce(comm_, b.flat);
+    if (last) local_value = b.flat[off].item<double>();
+    off = 0;
+    for (size_t i : b.members) {
+      auto& p = params_[i];
+      int64_t n = p.numel();
+      auto slot = b.flat.slice(0, off, off + n).view_as(p);
+      if (p.grad().defined()) p.mutable_grad().copy_(slot);
+      else p.mutable_grad() = slot.clone();
+      off += n;
+    }
+  }
+  return local_value;
+}
+
+}  // namespace mixvae::dist

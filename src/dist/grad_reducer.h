@@ -1,0 +1,34 @@
+#pragma once
+// Sums gradients over the ranks of a Communicator in flat buckets: a few large
+// all-reduces instead of one per parameter. The trainer scales each rank's loss by
+// 1 / (global batch size), so the sum is the gradient of the global-batch mean.
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "dist/communicator.h"
+
+namespace mixvae::dist {
+
+class GradReducer {
+ public:
+  GradReducer(Communicator& comm, std::vector<torch::Tensor> params, double bucket_mb);
+  // After backward(): every parameter's .grad() holds the sum over ranks. A parameter
+  // without a gradient on this rank contributes zeros (and receives the sum).
+  // `local_value` (e.g. this rank's loss sum) rides along in the last bucket; the return
+  // value is its sum over ranks, so every rank sees the global loss of the step at no
+  // extra collective and can react to NaN identically.
+  double all_reduce(double local_value = 0.0);
+  size_t buckets() const { return buckets_.size(); }
+
+ private:
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params_
+    torch::Tensor flat;           // float32, contiguous
+  };
+  Communicator& comm_;
+  std::vector<torch::Tensor> params_;
+  std::vector<Bucket> buckets_;
+};
+
+}  // namespace mixvae::dist

@@ -1,0 +1,33 @@
+#pragma once
+// Diagonal Gaussian mixture fitted by EM from all-reduced sufficient statistics
+// (N_k = sum gamma, S1 = sum gamma z, S2 = sum gamma z^2), so the fit is the same on
+// any number of ranks. Initialised from k-means, as scikit-learn's GaussianMixture.
+#include <torch/torch.h>
+
+#include "dist/communicator.h"
+
+namespace mixvae::mixture {
+
+struct DiagGmm {
+  torch::Tensor weights;    // [K]    float64, sums to 1
+  torch::Tensor means;      // [K, J] float64
+  torch::Tensor variances;  // [K, J] float64, >= reg_covar
+  double mean_log_likelihood = 0;  // per sample, all ranks
+  int64_t iterations = 0;
+  bool converged = false;
+};
+
+struct GmmOptions {
+  int64_t max_iters = 200;
+  double tol = 1e-3;        // on the change of the mean log-likelihood
+  double reg_covar = 1e-6;  // variance floor added in the M-step
+  int64_t kmeans_restarts = 1;
+};
+
+DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int64_t k, uint64_t seed,
+                     const GmmOptions& opt = {});
+
+// log p(x, c) for every component: [n, K] float64.
+torch::Tensor log_joint(const DiagGmm& g, const torch::Tensor& x);
+
+}  // namespace mixvae::mixture

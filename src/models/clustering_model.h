@@ -1,0 +1,61 @@
+#pragma once
+// The interface every clustering model implements, and the pieces a trainer needs to run
+// its recipe (stages) on any number of ranks.
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/config.h"
+#include "dist/communicator.h"
+#include "models/noise.h"
+
+namespace mixvae::models {
+
+// A loss and its named parts. Every tensor is a SUM over the batch rows (not a mean): the
+// trainer divides by the global batch size, so that summing gradients over ranks gives
+// the gradient of the global-batch mean whatever each rank's share is.
+struct LossTerms {
+  torch::Tensor total;
+  std::vector<std::pair<std::string, torch::Tensor>> parts;
+};
+
+enum class StageKind { Pretrain, MixtureInit, Main };
+
+struct Stage {
+  std::string name;  // "pretrain", "mixture_init", "train"
+  StageKind kind;
+  int64_t epochs = 0;  // 0 for MixtureInit
+};
+
+class ClusteringModel : public torch::nn::Module {
+ public:
+  virtual std::string name() const = 0;
+  virtual int64_t clusters() const = 0;
+
+  // Main objective (negative ELBO), summed over the rows of x.
+  virtual LossTerms loss(const torch::Tensor& x, Noise& noise) = 0;
+  // q(c|x), [B, K], deterministic (encoder means).
+  virtual torch::Tensor posterior(const torch::Tensor& x) = 0;
+  virtual torch::Tensor assign(const torch::Tensor& x) { return posterior(x).argmax(1); }
+  // Decoder means of n draws from cluster c's prior, [n, D].
+  virtual torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) = 0;
+
+  // The recipe: the stages in order.
+  virtual std::vector<Stage> recipe(const RunConfig& cfg) const = 0;
+
+  // Pretraining objective (autoencoder) and its parameters; empty when there is none.
+  virtual LossTerms pretrain_loss(const torch::Tensor& x) = 0;
+  virtual std::vector<torch::Tensor> pretrain_parameters() = 0;
+  // Latent codes used to initialise the mixture, [B, J].
+  virtual torch::Tensor embed(const torch::Tensor& x) = 0;
+  // Fits the mixture to every rank's embeddings (collective), sets the prior.
+  virtual std::string init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) = 0;
+
+  // Parameter groups of the main objective: networks and mixture (separate learning rates).
+  virtual std::vector<torch::Tensor> network_parameters() = 0;
+  virtual std::vector<torch::Tensor> mixture_parameters() = 0;
+};
+
+}  // namespace mixvae::models

@@ -1,0 +1,46 @@
+#include "models/mlp.h"
+
+#include <sstream>
+
+#include "core/errors.h"
+
+namespace mixvae::models {
+
+torch::nn::Linear glorot_linear(int64_t in, int64_t out) {
+  torch::nn::Linear l(torch::nn::LinearOptions(in, out));
+  torch::NoGradGuard ng;
+  double bound = std::sqrt(6.0 / double(in + out));
+  l->weight.uniform_(-bound, bound);
+  l->bias.zero_();
+  return l;
+}
+
+MlpImpl::MlpImpl(const std::vector<int64_t>& sizes, bool relu_last) : relu_last_(relu_last) {
+  for (size_t i = 0; i + 1 < sizes.size(); ++i) {
+    layers_.push_back(register_module(std::to_string(i), glorot_linear(sizes[i], sizes[i + 1])));
+  }
+}
+
+torch::Tensor MlpImpl::forward(torch::Tensor x) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    x = layers_[i]->forward(x);
+    if (i + 1 < layers_.size() || relu_last_) x = torch::relu(x);
+  }
+  return x;
+}
+
+std::vector<int64_t> parse_widths(const std::string& csv) {
+  std::vector<int64_t> out;
+  std::stringstream ss(csv);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    int64_t w = std::stoll(item);
+    if (w < 1) throw UsageError("model.hidden: widths must be positive, got '" + csv + "'");
+    out.push_back(w);
+  }
+  if (out.empty()) throw UsageError("model.hidden: at least one width is needed");
+  return out;
+}
+
+}  // namespace mixvae::models

@@ -1,0 +1,220 @@
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "core/errors.h"
+#include "data/h5.h"
+
+namespace mixvae::train {
+namespace h5 = mixvae::data::h5;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kFormat = 1;
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  void add(const std::string& name, const torch::Tensor& t) {
+    EVP_DigestUpdate(ctx_, name.data(), name.size());
+    EVP_DigestUpdate(ctx_, t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
+  }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    std::ostringstream os;
+    for (unsigned i = 0; i < len; ++i) os << std::hex << std::setw(2) << std::setfill('0') << int(md[i]);
+    return os.str();
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// Everything that is stored as a tensor, by name, in a fixed (sorted) order.
+std::map<std::string, torch::Tensor> tensors_of(models::ClusteringModel& model, torch::optim::Adam* opt) {
+  std::map<std::string, torch::Tensor> out;
+  std::map<const void*, std::string> names;
+  for (const auto& p : model.named_parameters(true)) {
+    out["params/" + p.key()] = p.value().detach().contiguous();
+    names[p.value().unsafeGetTensorImpl()] = p.key();
+  }
+  for (const auto& b : model.named_buffers(true)) out["buffers/" + b.key()] = b.value().detach().contiguous();
+  if (opt) {
+    auto& state = opt->state();
+    for (const auto& group : opt->param_groups()) {
+      for (const auto& p : group.params()) {
+        auto it = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+        if (it == state.end()) continue;
+        auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+        const std::string base = "optim/" + names.at(p.unsafeGetTensorImpl());
+        out[base + "/exp_avg"] = s.exp_avg().detach().contiguous();
+        out[base + "/exp_avg_sq"] = s.exp_avg_sq().detach().contiguous();
+        out[base + "/step"] = torch::tensor({s.step()}, torch::kInt64);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<hsize_t> dims(const torch::Tensor& t) {
+  std::vector<hsize_t> d;
+  for (auto s : t.sizes()) d.push_back(static_cast<hsize_t>(s));
+  return d;
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt,
+                     const CheckpointMeta& meta) {
+  h5::quiet();
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    auto tensors = tensors_of(model, opt);
+    Sha256 sha;
+    {
+      h5::File f = h5::create(tmp);
+      for (const auto& [name, t] : tensors) {
+        sha.add(name, t);
+        if (t.scalar_type() == torch::kFloat32)
+          h5::write_array<float>(f, name, t.data_ptr<float>(), dims(t));
+        else if (t.scalar_type() == torch::kInt64)
+          h5::write_array<int64_t>(f, name, t.data_ptr<int64_t>(), dims(t));
+        else if (t.scalar_type() == torch::kFloat64)
+          h5::write_array<double>(f, name, t.data_ptr<double>(), dims(t));
+        else
+          throw std::runtime_error("checkpoint: unsupported dtype for " + name);
+      }
+      h5::write_attr(f, "format", std::string("mixvae-checkpoint"));
+      h5::write_attr(f, "format_version", kFormat);
+      h5::write_attr(f, "stage_index", meta.stage_index);
+      h5::write_attr(f, "epoch", meta.epoch);
+      h5::write_attr(f, "stage_name", meta.stage_name);
+      h5::write_attr(f, "model", meta.model);
+      h5::write_attr(f, "input_dim", meta.input_dim);
+      h5::write_attr(f, "bernoulli", int64_t(meta.bernoulli ? 1 : 0));
+      h5::write_attr(f, "dataset", meta.dataset);
+      h5::write_attr(f, "config", meta.config_ini);
+      h5::write_attr(f, "config_hash", meta.config_hash);
+      h5::write_attr(f, "world_size", meta.world_size);
+      h5::write_attr(f, "sha256", sha.hex());
+      f.flush();
+      f.close();
+    }
+    fsync_path(tmp, false);
+    fs::rename(tmp, path);
+    fsync_path(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string(), true);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw DataError(path + ": cannot write checkpoint: " + e.what());
+  }
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  h5::File f = h5::open_read(path);
+  if (h5::read_attr_string(f, "format").value_or("") != "mixvae-checkpoint")
+    throw data_error(path, "not a mixvae checkpoint (no 'format' attribute)");
+  CheckpointMeta m;
+  auto need_int = [&](const char* k) {
+    auto v = h5::read_attr_int(f, k);
+    if (!v) throw data_error(path, std::string("checkpoint lacks attribute '") + k + "'");
+    return *v;
+  };
+  auto need_str = [&](const char* k) {
+    auto v = h5::read_attr_string(f, k);
+    if (!v) throw data_error(path, std::string("checkpoint lacks attribute '") + k + "'");
+    return *v;
+  };
+  m.stage_index = need_int("stage_index");
+  m.epoch = need_int("epoch");
+  m.stage_name = need_str("stage_name");
+  m.model = need_str("model");
+  m.input_dim = need_int("input_dim");
+  m.bernoulli = need_int("bernoulli") != 0;
+  m.dataset = need_str("dataset");
+  m.config_ini = need_str("config");
+  m.config_hash = need_str("config_hash");
+  m.world_size = need_int("world_size");
+  return m;
+}
+
+CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt) {
+  CheckpointMeta meta = read_checkpoint_meta(path);
+  h5::File f = h5::open_read(path);
+  const std::string stored_sha = h5::read_attr_string(f, "sha256").value_or("");
+  torch::NoGradGuard ng;
+  // Read everything first, verify, and only then touch the model.
+  std::map<std::string, torch::Tensor> loaded;
+  Sha256 sha;
+  for (const std::string group : {"params", "buffers", "optim"}) {
+    if (!h5::exists(f, group)) continue;
+    for (const auto& rel : h5::list_datasets(f, group)) {
+      const std::string name = group + "/" + rel;
+      std::vector<hsize_t> d = h5::dims_of(f, name);
+      std::vector<int64_t> shape(d.begin(), d.end());
+      torch::Tensor t;
+      if (rel.size() >= 5 && rel.compare(rel.size() - 5, 5, "/step") == 0) {
+        auto v = h5::read_array<int64_t>(f, name);
+        t = torch::tensor(v, torch::kInt64).view(shape);
+      } else {
+        auto v = h5::read_array<float>(f, name);
+        t = torch::from_blob(v.data(), shape, torch::kFloat32).clone();
+      }
+      loaded[name] = t;
+    }
+  }
+  for (const auto& [name, t] : loaded) sha.add(name, t);
+  if (sha.hex() != stored_sha) throw data_error(path, "checkpoint checksum mismatch (corrupted or truncated file)");
+
+  for (auto& p : model.named_parameters(true)) {
+    auto it = loaded.find("params/" + p.key());
+    if (it == loaded.end()) throw data_error(path, "checkpoint has no parameter '" + p.key() + "' (another model?)");
+    if (it->second.sizes() != p.value().sizes())
+      throw data_error(path, "parameter '" + p.key() + "' has shape " + c10::str(it->second.sizes()) +
+                                 ", the model expects " + c10::str(p.value().sizes()));
+    p.value().copy_(it->second);
+  }
+  for (auto& b : model.named_buffers(true)) {
+    auto it = loaded.find("buffers/" + b.key());
+    if (it != loaded.end()) b.value().copy_(it->second);
+  }
+  if (opt) {
+    std::map<const void*, std::string> names;
+    for (const auto& p : model.named_parameters(true)) names[p.value().unsafeGetTensorImpl()] = p.key();
+    auto& state = opt->state();
+    for (const auto& group : opt->param_groups()) {
+      for (const auto& p : group.params()) {
+        const std::string base = "optim/" + names.at(p.unsafeGetTensorImpl());
+        auto ea = loaded.find(base + "/exp_avg");
+        if (ea == loaded.end()) continue;
+        auto st = std::make_unique<torch::optim::AdamParamState>();
+        st->step(loaded.at(base + "/step").item<int64_t>());
+        st->exp_avg(ea->second.clone());
+        st->exp_avg_sq(loaded.at(base + "/exp_avg_sq").clone());
+        state[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
+      }
+    }
+  }
+  return meta;
+}
+
+}  // namespace mixvae::train

@@ -1,0 +1,39 @@
+#pragma once
+// HDF5 checkpoints: parameters, optimiser state, the recipe position and the resolved
+// config, with a SHA-256 over every stored tensor. Written atomically (temporary file,
+// fsync, rename, fsync of the directory), so a crash mid-write leaves the previous
+// checkpoint intact; a checkpoint whose checksum does not match is refused.
+#include <torch/torch.h>
+
+#include <string>
+
+#include "models/clustering_model.h"
+
+namespace mixvae::train {
+
+struct CheckpointMeta {
+  int64_t stage_index = 0;  // recipe position: stage to run next ...
+  int64_t epoch = 0;        // ... and epochs of it already done
+  std::string stage_name;
+  std::string model;
+  int64_t input_dim = 0;
+  bool bernoulli = true;
+  std::string dataset;      // dataset name attribute of the training file
+  std::string config_ini;   // fully resolved config
+  std::string config_hash;
+  int64_t world_size = 1;
+};
+
+// opt may be null (no optimiser state between stages).
+void save_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt,
+                     const CheckpointMeta& meta);
+
+// Reads only the metadata (to build the model before loading it). DataError on a
+// missing, truncated or foreign file.
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+
+// Loads parameters (and optimiser state when opt is given and the file has it) after
+// verifying the checksum and that every parameter is present with the right shape.
+CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt);
+
+}  // namespace mixvae::train

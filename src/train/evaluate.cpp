@@ -1,0 +1,53 @@
+#include "train/evaluate.h"
+
+#include <algorithm>
+
+namespace mixvae::train {
+
+torch::Tensor predict(models::ClusteringModel& model, const torch::Tensor& x, int64_t batch) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < x.size(0); i += batch) out.push_back(model.assign(x.slice(0, i, std::min(x.size(0), i + batch))));
+  return out.empty() ? torch::empty({0}, torch::kInt64) : torch::cat(out);
+}
+
+EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data, int64_t batch) {
+  torch::NoGradGuard ng;
+  const int64_t k = model.clusters();
+  torch::Tensor x = data.x.slice(0, data.eval_begin, data.eval_end);
+  std::vector<torch::Tensor> preds;
+  double entropy = 0;
+  for (int64_t i = 0; i < x.size(0); i += batch) {
+    torch::Tensor q = model.posterior(x.slice(0, i, std::min(x.size(0), i + batch)));
+    preds.push_back(q.argmax(1));
+    entropy -= (q * q.clamp_min(1e-30).log()).sum().item<double>();
+  }
+  torch::Tensor pred = preds.empty() ? torch::empty({0}, torch::kInt64) : torch::cat(preds).contiguous();
+
+  EvalResult r;
+  r.has_labels = data.y.defined() && data.num_classes > 0;
+  // One all-reduce: [occupancy K | entropy*1e6 as a double below | contingency K*C]
+  std::vector<double> stats(static_cast<size_t>(k) + 1, 0.0);
+  auto acc = pred.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < pred.size(0); ++i) stats[acc[i]] += 1;
+  stats[k] = entropy;
+  comm.all_reduce(stats);
+  r.occupancy.resize(k);
+  for (int64_t c = 0; c < k; ++c) r.occupancy[c] = static_cast<int64_t>(stats[c]);
+  r.samples = 0;
+  for (auto o : r.occupancy) r.samples += o;
+  r.empty_clusters = std::count(r.occupancy.begin(), r.occupancy.end(), 0);
+  r.largest_fraction = r.samples ? double(*std::max_element(r.occupancy.begin(), r.occupancy.end())) / double(r.samples) : 0;
+  r.mean_entropy = r.samples ? stats[k] / double(r.samples) : 0;
+
+  if (r.has_labels) {
+    eval::Contingency table(k, data.num_classes);
+    torch::Tensor y = data.y.slice(0, data.eval_begin, data.eval_end).contiguous();
+    table.add(pred.data_ptr<int64_t>(), y.data_ptr<int64_t>(), static_cast<size_t>(pred.size(0)));
+    comm.all_reduce(table.counts);
+    r.scores = eval::score(table);
+  }
+  return r;
+}
+
+}  // namespace mixvae::train

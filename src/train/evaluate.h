@@ -1,0 +1,31 @@
+#pragma once
+// Evaluation on every rank's own rows (each sample counted once), reduced to one
+// contingency table and mixture-health figures on every rank.
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "dist/communicator.h"
+#include "eval/metrics.h"
+#include "models/clustering_model.h"
+#include "train/train_data.h"
+
+namespace mixvae::train {
+
+struct EvalResult {
+  bool has_labels = false;
+  eval::Scores scores{};
+  std::vector<int64_t> occupancy;  // samples per cluster, all ranks
+  int64_t empty_clusters = 0;
+  double largest_fraction = 0;     // share of the largest cluster
+  double mean_entropy = 0;         // mean posterior entropy H[q(c|x)] in nats
+  int64_t samples = 0;
+};
+
+EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data,
+                    int64_t batch = 2000);
+
+// Predicted cluster of every local evaluation row, [rows] int64.
+torch::Tensor predict(models::ClusteringModel& model, const torch::Tensor& x, int64_t batch = 2000);
+
+}  // namespace mixvae::train

@@ -1,0 +1,380 @@
+#include "train/trainer.h"
+
+#include <H5public.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/threads.h"
+#include "dist/grad_reducer.h"
+#include "dist/tensor_ops.h"
+#include "eval/png_grid.h"
+#include "models/noise.h"
+#include "models/vade.h"
+#include "train/checkpoint.h"
+
+namespace mixvae::train {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Writes text to path atomically (temporary file + rename), so readers never see half a file.
+void write_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw data_error(path, "cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+std::string checkpoint_path(const RunConfig& cfg) { return (fs::path(cfg.output.dir) / "checkpoint.h5").string(); }
+}  // namespace
+
+bool use_bernoulli(const RunConfig& cfg, bool unit_interval) {
+  if (cfg.model.likelihood == "bernoulli") {
+    if (!unit_interval)
+      throw UsageError(cfg.data.path + ": model.likelihood = bernoulli needs features in [0,1]; use gaussian");
+    return true;
+  }
+  if (cfg.model.likelihood == "gaussian") return false;
+  return unit_interval;
+}
+
+std::shared_ptr<models::ClusteringModel> make_model(const RunConfig& cfg, int64_t input_dim, bool bernoulli) {
+  if (cfg.model.name == "vade") return std::make_shared<models::Vade>(input_dim, cfg.model, bernoulli);
+  throw UsageError("model.name: unknown model '" + cfg.model.name + "' (known: vade)");
+}
+
+Trainer::Trainer(dist::Communicator& comm, RunConfig cfg) : comm_(comm), cfg_(std::move(cfg)) {}
+
+std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage& stage) {
+  if (stage.kind == models::StageKind::Pretrain) {
+    auto opts = torch::optim::AdamOptions(cfg_.pretrain.lr).eps(cfg_.pretrain.adam_eps);
+    return std::make_unique<torch::optim::Adam>(model_->pretrain_parameters(), opts);
+  }
+  // Two parameter groups: networks and mixture, each with its own learning rate
+  // (VaDE's adam_nn and adam_gmm, models-math §3.3).
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(model_->network_parameters(),
+                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(cfg_.train.lr).eps(cfg_.train.adam_eps)));
+  groups.emplace_back(model_->mixture_parameters(),
+                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(cfg_.train.lr_mixture).eps(cfg_.train.adam_eps)));
+  return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(cfg_.train.lr).eps(cfg_.train.adam_eps));
+}
+
+void Trainer::set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt) {
+  if (stage.kind != models::StageKind::Main) return;
+  // lr_e = max(floor, lr0 * decay^floor(e / every)), e counted from 0: the step decay of
+  // the VaDE paper (x0.9 every 10 epochs) with the reference's floor.
+  double factor = cfg_.train.lr_decay_every > 0 ? std::pow(cfg_.train.lr_decay, double(epoch / cfg_.train.lr_decay_every)) : 1.0;
+  double base[2] = {cfg_.train.lr, cfg_.train.lr_mixture};
+  auto& groups = opt.param_groups();
+  for (size_t g = 0; g < groups.size() && g < 2; ++g) {
+    static_cast<torch::optim::AdamOptions&>(groups[g].options()).lr(std::max(cfg_.train.lr_floor, base[g] * factor));
+  }
+}
+
+double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
+                          std::vector<torch::Tensor>& params, dist::GradReducer& reducer,
+                          std::vector<double>* part_sums, std::vector<std::string>* part_names) {
+  model_->train(true);
+  const uint64_t seed = cfg_.train.seed;
+  const int64_t batch = stage.kind == models::StageKind::Pretrain ? cfg_.pretrain.batch_size : cfg_.train.batch_size;
+  EpochPlan plan(data_, comm_.rank(), comm_.size(),
+                 batch, models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : comm_.rank() + 1));
+  log::Progress progress(cfg_.output.progress, stage.name, epoch + 1, stage.epochs, plan.steps(), data_.n_global);
+  double local_sum = 0, shown = 0;
+  int64_t seen = 0;
+  for (int64_t s = 0; s < plan.steps(); ++s) {
+    StepSlice sl = plan.step(s);
+    torch::Tensor xb = data_.x.index_select(0, sl.rows);
+    models::LossTerms terms;
+    if (stage.kind == models::StageKind::Pretrain) {
+      terms = model_->pretrain_loss(xb);
+    } else {
+      uint64_t nseed = models::mix_seed(seed, 2000 + stage_index, epoch, s, data_.global_mode ? 0 : comm_.rank() + 1);
+      models::Noise noise(nseed, data_.global_mode ? sl.global_rows : sl.end - sl.begin,
+                          data_.global_mode ? sl.begin : 0, data_.global_mode ? sl.end : sl.end - sl.begin);
+      terms = model_->loss(xb, noise);
+    }
+    opt.zero_grad();
+    (terms.total / double(sl.global_rows)).backward();
+    double local = terms.total.item<double>();
+    double global = reducer.all_reduce(local);
+    if (!std::isfinite(global)) {
+      throw DivergedError("loss is " + std::to_string(global) + " at " + stage.name + " epoch " +
+                          std::to_string(epoch + 1) + " step " + std::to_string(s + 1) +
+                          " (try a lower learning rate; issue #6 adds automatic rollback)");
+    }
+    opt.step();
+    local_sum += local;
+    if (part_sums) {
+      if (part_sums->empty()) {
+        for (auto& [n, v] : terms.parts) {
+          part_names->push_back(n);
+          part_sums->push_back(0);
+        }
+      }
+      for (size_t i = 0; i < terms.parts.size(); ++i) (*part_sums)[i] += terms.parts[i].second.item<double>();
+    }
+    seen += sl.global_rows;
+    shown += global;
+    progress.step(s + 1, shown / double(seen));
+  }
+  double total = comm_.all_reduce_value(local_sum);
+  if (part_sums) comm_.all_reduce(*part_sums);
+  return seen > 0 ? total / double(seen) : 0.0;
+}
+
+void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt) {
+  if (comm_.rank() != 0) return;
+  CheckpointMeta meta;
+  meta.stage_index = stage_index;
+  meta.epoch = epoch;
+  meta.stage_name = stage_name;
+  meta.model = model_->name();
+  meta.input_dim = data_.d;
+  meta.bernoulli = bernoulli_;
+  meta.dataset = data_.name;
+  meta.config_ini = cfg_.to_ini();
+  meta.config_hash = cfg_.hash();
+  meta.world_size = comm_.size();
+  save_checkpoint(checkpoint_path(cfg_), *model_, opt, meta);
+}
+
+void Trainer::log_metrics(const std::string& line) {
+  if (comm_.rank() != 0) return;
+  std::ofstream out(fs::path(cfg_.output.dir) / "metrics.jsonl", std::ios::app);
+  out << line << "\n";
+}
+
+TrainResult Trainer::run(bool resume) {
+  start_time_ = now_s();
+  const int threads = cfg_.train.threads > 0 ? int(cfg_.train.threads) : default_threads();
+  torch::set_num_threads(threads);
+
+  data_ = load_train_data(comm_, cfg_);
+  dist::agree(comm_, [&] { bernoulli_ = use_bernoulli(cfg_, data_.unit_interval); });
+  torch::manual_seed(cfg_.train.seed);
+  model_ = make_model(cfg_, data_.d, bernoulli_);
+  {
+    std::vector<torch::Tensor> all;
+    for (auto& p : model_->parameters()) all.push_back(p);
+    for (auto& b : model_->buffers()) all.push_back(b);
+    dist::broadcast_parameters(comm_, all, 0);
+  }
+
+  const std::string ckpt = checkpoint_path(cfg_);
+  int64_t start_stage = 0, start_epoch = 0;
+  dist::agree(comm_, [&] {
+    if (comm_.rank() == 0) {
+      std::error_code ec;
+      fs::create_directories(cfg_.output.dir, ec);
+      const std::string probe = (fs::path(cfg_.output.dir) / ".mixvae-write-test").string();
+      std::ofstream t(probe);
+      if (ec || !t) throw data_error(cfg_.output.dir, "output directory cannot be created or written");
+      t.close();
+      fs::remove(probe, ec);
+    }
+    if (resume) {
+      if (!fs::exists(ckpt)) throw UsageError("--resume: no checkpoint at " + ckpt);
+      CheckpointMeta meta = read_checkpoint_meta(ckpt);
+      if (meta.model != model_->name() || meta.input_dim != data_.d)
+        throw data_error(ckpt, "checkpoint is of model '" + meta.model + "' with input dimension " +
+                                   std::to_string(meta.input_dim) + ", this run is '" + model_->name() + "' with " +
+                                   std::to_string(data_.d));
+      load_checkpoint(ckpt, *model_, nullptr);
+      start_stage = meta.stage_index;
+      start_epoch = meta.epoch;
+    }
+  });
+
+  log::info("mixvae " MIXVAE_VERSION ": " + model_->name() + " on " + data_.path + " (" + std::to_string(data_.n_global) +
+            " x " + std::to_string(data_.d) + ", " + (bernoulli_ ? "bernoulli" : "gaussian") + " likelihood), " +
+            std::to_string(comm_.size()) + " rank(s) x " + std::to_string(threads) + " thread(s), " +
+            (data_.global_mode ? "global" : "shard") + " shuffle, seed " + std::to_string(cfg_.train.seed));
+
+  if (comm_.rank() == 0) {
+    write_atomic((fs::path(cfg_.output.dir) / "config.ini").string(), cfg_.to_ini());
+    const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
+    if (!resume) {
+      std::ofstream(mpath, std::ios::trunc);
+    } else if (fs::exists(mpath)) {
+      // Keep only the epochs the checkpoint contains, so a resumed run's log has each once.
+      std::ifstream in(mpath);
+      std::string line, kept;
+      while (std::getline(in, line)) {
+        auto j = json::parse(line, nullptr, false);
+        if (j.is_discarded()) continue;
+        int64_t si = j.value("stage_index", int64_t(0)), ep = j.value("epoch", int64_t(0));
+        if (si < start_stage || (si == start_stage && ep <= start_epoch)) kept += line + "\n";
+      }
+      write_atomic(mpath.string(), kept);
+    }
+    if (resume) log::info("resuming from " + ckpt + " at stage " + std::to_string(start_stage) + ", epoch " + std::to_string(start_epoch));
+  }
+
+  TrainResult result;
+  const auto recipe = model_->recipe(cfg_);
+  for (int64_t si = start_stage; si < int64_t(recipe.size()); ++si) {
+    const models::Stage& stage = recipe[si];
+    if (stage.kind == models::StageKind::MixtureInit) {
+      double t0 = now_s();
+      torch::Tensor z;
+      {
+        torch::NoGradGuard ng;
+        model_->eval();
+        torch::Tensor x = data_.x.slice(0, data_.eval_begin, data_.eval_end);
+        std::vector<torch::Tensor> parts;
+        for (int64_t i = 0; i < x.size(0); i += 2000) parts.push_back(model_->embed(x.slice(0, i, std::min(x.size(0), i + 2000))));
+        z = parts.empty() ? torch::empty({0, cfg_.model.latent}) : torch::cat(parts);
+      }
+      std::string msg = model_->init_mixture(comm_, z, cfg_);
+      EvalResult ev = evaluate(comm_, *model_, data_);
+      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", 0}, {"seconds", now_s() - t0}, {"info", msg}};
+      if (ev.has_labels) j.update({{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}});
+      log_metrics(j.dump());
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "  ACC %.4f NMI %.4f ARI %.4f", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
+      log::info("mixture_init: " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) + " s)");
+      result.eval = ev;
+      write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
+      continue;
+    }
+
+    auto opt = make_optimizer(stage);
+    std::vector<torch::Tensor> params;
+    for (auto& g : opt->param_groups())
+      for (auto& p : g.params()) params.push_back(p);
+    dist::GradReducer reducer(comm_, params, cfg_.dist.bucket_mb);
+    int64_t first = si == start_stage ? start_epoch : 0;
+    if (resume && si == start_stage && first > 0) load_checkpoint(ckpt, *model_, opt.get());
+    for (int64_t e = first; e < stage.epochs; ++e) {
+      set_learning_rates(stage, e, *opt);
+      double t0 = now_s();
+      std::vector<double> parts;
+      std::vector<std::string> names;
+      double loss = run_epoch(stage, si, e, *opt, params, reducer, &parts, &names);
+      double secs = now_s() - t0;
+      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", e + 1}, {"loss", loss},
+                {"seconds", secs}, {"samples_per_s", double(data_.n_global) / secs},
+                {"lr", static_cast<torch::optim::AdamOptions&>(opt->param_groups()[0].options()).lr()}};
+      for (size_t i = 0; i < names.size(); ++i) j[names[i]] = parts[i] / double(data_.n_global);
+      std::string extra;
+      const bool last = e + 1 == stage.epochs;
+      const bool stopping = stage.kind == models::StageKind::Main && stop_after_ > 0 && e + 1 >= stop_after_ && !last;
+      if (stage.kind == models::StageKind::Main &&
+          ((cfg_.train.eval_every > 0 && (e + 1) % cfg_.train.eval_every == 0) || last || stopping)) {
+        model_->eval();
+        EvalResult ev = evaluate(comm_, *model_, data_);
+        result.eval = ev;
+        j.update({{"occupancy", ev.occupancy}, {"empty_clusters", ev.empty_clusters},
+                  {"largest_fraction", ev.largest_fraction}, {"mean_entropy", ev.mean_entropy}});
+        char buf[200];
+        if (ev.has_labels) {
+          j.update({{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}, {"purity", ev.scores.purity}});
+          std::snprintf(buf, sizeof buf, "ACC %.4f NMI %.4f ARI %.4f | ", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
+          extra += buf;
+        }
+        std::snprintf(buf, sizeof buf, "largest cluster %.1f%%, %lld empty, H[q(c|x)] %.3f", 100 * ev.largest_fraction,
+                      (long long)ev.empty_clusters, ev.mean_entropy);
+        extra += buf;
+        if (ev.largest_fraction > cfg_.train.collapse_warn) {
+          log::warn("cluster collapse: one cluster holds " + std::to_string(int(100 * ev.largest_fraction)) +
+                    "% of the data at epoch " + std::to_string(e + 1) +
+                    " (lower train.lr_mixture, check the pretraining, or try another seed)");
+        } else if (ev.empty_clusters > 0) {
+          log::warn(std::to_string(ev.empty_clusters) + " of " + std::to_string(model_->clusters()) +
+                    " clusters are empty at epoch " + std::to_string(e + 1));
+        }
+      }
+      log_metrics(j.dump());
+      if (comm_.rank() == 0 && cfg_.output.progress) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%-8s epoch %lld/%lld loss %.4f %.1f s %.0f samples/s", stage.name.c_str(),
+                      (long long)(e + 1), (long long)stage.epochs, loss, secs, double(data_.n_global) / secs);
+        if (!log::stdout_is_tty()) log::info(std::string(buf) + (extra.empty() ? "" : "  " + extra));
+        else log::info(std::string("\r") + buf + (extra.empty() ? "" : "  " + extra) + "\x1b[K");
+      }
+      result.loss = loss;
+      result.epochs = e + 1;
+      if ((cfg_.checkpoint.every > 0 && (e + 1) % cfg_.checkpoint.every == 0) || last || stopping)
+        write_checkpoint(last ? si + 1 : si, last && size_t(si + 1) < recipe.size() ? recipe[si + 1].name : stage.name,
+                         last ? 0 : e + 1, last ? nullptr : opt.get());
+      if (stopping) {
+        result.seconds = now_s() - start_time_;
+        return result;
+      }
+    }
+  }
+  model_->eval();
+  result.eval = evaluate(comm_, *model_, data_);
+  result.seconds = now_s() - start_time_;
+  write_outputs(result);
+  return result;
+}
+
+void Trainer::write_outputs(const TrainResult& r) {
+  if (comm_.rank() != 0) return;
+  const fs::path dir(cfg_.output.dir);
+  json j = {{"model", model_->name()}, {"dataset", data_.name}, {"data_path", data_.path}, {"seed", cfg_.train.seed},
+            {"world_size", comm_.size()}, {"epochs", cfg_.train.epochs}, {"pretrain_epochs", cfg_.pretrain.epochs},
+            {"loss", r.loss}, {"seconds", r.seconds}, {"occupancy", r.eval.occupancy},
+            {"empty_clusters", r.eval.empty_clusters}, {"mean_entropy", r.eval.mean_entropy},
+            {"config_hash", cfg_.hash()},
+            {"versions", {{"mixvae", MIXVAE_VERSION}, {"libtorch", TORCH_VERSION}, {"hdf5", H5_VERS_INFO}}}};
+  if (r.eval.has_labels) {
+    j.update({{"acc", r.eval.scores.acc}, {"nmi", r.eval.scores.nmi}, {"ari", r.eval.scores.ari}, {"purity", r.eval.scores.purity}});
+  } else {
+    j.update({{"acc", nullptr}, {"nmi", nullptr}, {"ari", nullptr}});
+  }
+  write_atomic((dir / "result.json").string(), j.dump(2) + "\n");
+
+  // One row per cluster of decoder means (square images as such, other vectors as
+  // near-square tiles), ordered by cluster index.
+  torch::NoGradGuard ng;
+  const int64_t k = model_->clusters(), n = cfg_.output.samples_per_cluster, d = data_.d;
+  int64_t w = static_cast<int64_t>(std::ceil(std::sqrt(double(d))));
+  int64_t h = (d + w - 1) / w;
+  torch::Generator gen = torch::make_generator<torch::CPUGeneratorImpl>(models::mix_seed(cfg_.train.seed, 77));
+  torch::Tensor grid = torch::zeros({k, n, h * w});
+  for (int64_t c = 0; c < k; ++c) {
+    torch::Tensor s = model_->sample(c, n, gen);
+    if (!bernoulli_) {  // show real-valued features min-max scaled
+      auto lo = s.min(), hi = s.max();
+      s = (s - lo) / (hi - lo + 1e-12);
+    }
+    grid[c].slice(1, 0, d).copy_(s);
+  }
+  grid = grid.contiguous();
+  std::vector<float> pixels(grid.data_ptr<float>(), grid.data_ptr<float>() + grid.numel());
+  eval::write_png_grid((dir / "samples.png").string(), pixels, k, n, h, w);
+}
+
+}  // namespace mixvae::train
+
+namespace mixvae::train {
+std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string& path, RunConfig* cfg,
+                                                               const std::vector<std::string>& overrides) {
+  CheckpointMeta meta = read_checkpoint_meta(path);
+  *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
+  auto model = make_model(*cfg, meta.input_dim, meta.bernoulli);
+  load_checkpoint(path, *model, nullptr);
+  model->eval();
+  return model;
+}
+}  // namespace mixvae::train

@@ -1,0 +1,68 @@
+#pragma once
+// Runs a model's recipe (pretrain -> mixture init -> main objective) on the ranks of a
+// Communicator; rank 0 writes the run directory (config.ini, metrics.jsonl, result.json,
+// checkpoint.h5, samples.png).
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "dist/communicator.h"
+#include "dist/grad_reducer.h"
+#include "models/clustering_model.h"
+#include "train/evaluate.h"
+#include "train/train_data.h"
+
+namespace mixvae::train {
+
+struct TrainResult {
+  EvalResult eval;
+  double loss = 0;
+  double seconds = 0;
+  int64_t epochs = 0;
+};
+
+// The model for a config and data set (the registry).
+std::shared_ptr<models::ClusteringModel> make_model(const RunConfig& cfg, int64_t input_dim, bool bernoulli);
+// auto -> bernoulli for data in [0,1], gaussian otherwise.
+bool use_bernoulli(const RunConfig& cfg, bool unit_interval);
+
+class Trainer {
+ public:
+  Trainer(dist::Communicator& comm, RunConfig cfg);
+  // resume: continue from output.dir/checkpoint.h5 (an error if there is none).
+  TrainResult run(bool resume);
+
+  // Stop (with a checkpoint, as if killed) after this many epochs of the main objective;
+  // 0 = run to the end. Used by the resume tests.
+  void set_stop_after_main_epochs(int64_t epochs) { stop_after_ = epochs; }
+  models::ClusteringModel& model() { return *model_; }
+
+ private:
+  dist::Communicator& comm_;
+  RunConfig cfg_;
+  TrainData data_;
+  std::shared_ptr<models::ClusteringModel> model_;
+  bool bernoulli_ = true;
+  int64_t stop_after_ = 0;
+  double start_time_ = 0;
+
+  double run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
+                   std::vector<torch::Tensor>& params, dist::GradReducer& reducer,
+                   std::vector<double>* part_sums, std::vector<std::string>* part_names);
+  std::unique_ptr<torch::optim::Adam> make_optimizer(const models::Stage& stage);
+  void set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt);
+  void write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt);
+  void write_outputs(const TrainResult& r);
+  void log_metrics(const std::string& json_line);
+};
+
+}  // namespace mixvae::train
+
+namespace mixvae::train {
+// Rebuilds the model a checkpoint was written by and loads its parameters. cfg receives
+// the checkpoint's config (with `overrides` applied).
+std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string& path, RunConfig* cfg,
+                                                               const std::vector<std::string>& overrides = {});
+}  // namespace mixvae::train

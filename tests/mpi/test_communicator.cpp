@@ -1,0 +1,83 @@
+// Each collective against its definition, on whatever world the binary runs in.
+#include <gtest/gtest.h>
+
+#include "core/errors.h"
+#include "dist/tensor_ops.h"
+#include "mpi_world.h"
+
+using namespace mixvae;
+using test::world;
+
+TEST(Communicator, AllReduceSumMaxMin) {
+  auto& c = world();
+  const int r = c.rank(), w = c.size();
+  std::vector<double> v = {double(r + 1), -double(r), 0.5};
+  c.all_reduce(v, dist::ReduceOp::Sum);
+  EXPECT_DOUBLE_EQ(v[0], w * (w + 1) / 2.0);
+  EXPECT_DOUBLE_EQ(v[1], -(w - 1) * w / 2.0);
+  EXPECT_DOUBLE_EQ(v[2], 0.5 * w);
+  EXPECT_EQ(c.all_reduce_value<int64_t>(r, dist::ReduceOp::Max), w - 1);
+  EXPECT_EQ(c.all_reduce_value<int64_t>(r, dist::ReduceOp::Min), 0);
+  std::vector<float> f = {float(r)};
+  c.all_reduce(f, dist::ReduceOp::Max);
+  EXPECT_EQ(f[0], float(w - 1));
+}
+
+TEST(Communicator, BroadcastAndGather) {
+  auto& c = world();
+  std::vector<int64_t> v = {c.rank() == 0 ? 42 : -1, c.rank() == 0 ? 7 : -1};
+  c.broadcast(v, 0);
+  EXPECT_EQ(v[0], 42);
+  EXPECT_EQ(v[1], 7);
+  std::string s = c.rank() == 0 ? "from rank zero" : "";
+  c.broadcast_string(s, 0);
+  EXPECT_EQ(s, "from rank zero");
+  auto g = c.all_gather_value<int64_t>(100 + c.rank());
+  ASSERT_EQ(int(g.size()), c.size());
+  for (int q = 0; q < c.size(); ++q) EXPECT_EQ(g[q], 100 + q);
+  c.barrier();
+}
+
+TEST(Communicator, SplitFormsGroups) {
+  auto& c = world();
+  // Every rank alone in its own group: a group of one whose collectives are local.
+  auto solo = c.split(c.rank(), 0);
+  EXPECT_EQ(solo->size(), 1);
+  EXPECT_EQ(solo->rank(), 0);
+  EXPECT_EQ(solo->all_reduce_value<int64_t>(5), 5);
+  // All in one group, keyed in reverse: ranks are renumbered.
+  auto rev = c.split(0, c.size() - c.rank());
+  EXPECT_EQ(rev->size(), c.size());
+  EXPECT_EQ(rev->rank(), c.size() - 1 - c.rank());
+  EXPECT_EQ(rev->all_reduce_value<int64_t>(1), c.size());
+}
+
+TEST(Communicator, TensorAllReduceAndLargeBuffers) {
+  auto& c = world();
+  torch::Tensor t = torch::full({3, 4}, float(c.rank() + 1));
+  dist::all_reduce(c, t);
+  EXPECT_TRUE(torch::allclose(t, torch::full({3, 4}, float(c.size() * (c.size() + 1) / 2))));
+  // Non-contiguous view goes through a copy and comes back in place.
+  torch::Tensor base = torch::ones({4, 4});
+  torch::Tensor view = base.t();
+  dist::all_reduce(c, view);
+  EXPECT_TRUE(torch::allclose(base, torch::full({4, 4}, float(c.size()))));
+  torch::Tensor b = c.rank() == 0 ? torch::arange(10, torch::kFloat64) : torch::zeros({10}, torch::kFloat64);
+  dist::broadcast(c, b, 0);
+  EXPECT_TRUE(torch::equal(b, torch::arange(10, torch::kFloat64)));
+}
+
+TEST(Communicator, AgreeMakesOneRanksErrorEveryonesError) {
+  auto& c = world();
+  const int failing = c.size() - 1;  // the last rank fails alone
+  try {
+    dist::agree(c, [&] {
+      if (c.rank() == failing) throw DataError("shard.h5: bad row on rank " + std::to_string(failing));
+    });
+    FAIL() << "agree() should have thrown on every rank";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()), "shard.h5: bad row on rank " + std::to_string(failing));
+  }
+  EXPECT_TRUE(dist::last_error_was_collective());
+  EXPECT_NO_THROW(dist::agree(c, [] {}));
+}

@@ -1,0 +1,87 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/config.h"
+#include "core/errors.h"
+#include "test_util.h"
+
+using mixvae::RunConfig;
+using mixvae::UsageError;
+
+namespace {
+std::string write(const mixvae::test::TempDir& d, const std::string& text) {
+  std::string p = d / "c.ini";
+  std::ofstream(p) << text;
+  return p;
+}
+std::string error_of(const std::string& ini, std::vector<std::string> ov = {}) {
+  mixvae::test::TempDir d;
+  try {
+    RunConfig::load(ini.empty() ? "" : write(d, ini), ov);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, DefaultsFileThenCommandLine) {
+  mixvae::test::TempDir d;
+  auto p = write(d, "[train]\nepochs = 7\nlr = 0.01\n[model]\nclusters = 4\n");
+  RunConfig c = RunConfig::load(p, {"--train.epochs=3", "--output.dir=/x/y"});
+  EXPECT_EQ(c.train.epochs, 3);  // command line wins over the file
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.01);
+  EXPECT_EQ(c.model.clusters, 4);
+  EXPECT_EQ(c.output.dir, "/x/y");
+  EXPECT_EQ(c.train.batch_size, 100);  // default kept
+}
+
+TEST(Config, ResolvedIniRoundTrips) {
+  RunConfig c = RunConfig::load("", {"--train.lr=0.00123", "--data.path=/a b/c.h5", "--output.progress=false"});
+  RunConfig back = RunConfig::load_text(c.to_ini(), "resolved");
+  EXPECT_EQ(back.to_ini(), c.to_ini());
+  EXPECT_EQ(back.hash(), c.hash());
+  EXPECT_DOUBLE_EQ(back.train.lr, 0.00123);
+  EXPECT_EQ(back.data.path, "/a b/c.h5");
+  EXPECT_FALSE(back.output.progress);
+}
+
+TEST(Config, UnknownKeysListTheValidOnes) {
+  std::string e = error_of("[train]\nepoch = 3\n");
+  EXPECT_NE(e.find("unknown key 'train.epoch'"), std::string::npos) << e;
+  EXPECT_NE(e.find("valid keys of [train]:"), std::string::npos) << e;
+  EXPECT_NE(e.find("epochs"), std::string::npos) << e;
+  e = error_of("", {"--trian.lr=1"});
+  EXPECT_NE(e.find("unknown option --trian.lr"), std::string::npos) << e;
+  EXPECT_NE(e.find("valid sections"), std::string::npos) << e;
+}
+
+TEST(Config, BadValuesAreUsageErrors) {
+  EXPECT_NE(error_of("[train]\nlr = abc\n").find("train.lr"), std::string::npos);
+  EXPECT_NE(error_of("", {"--train.epochs=-1"}).find("train.epochs must be >= 0"), std::string::npos);
+  EXPECT_NE(error_of("", {"--model.clusters=1"}).find("model.clusters must be >= 2"), std::string::npos);
+  EXPECT_NE(error_of("", {"--data.shuffle=random"}).find("data.shuffle"), std::string::npos);
+  EXPECT_NE(error_of("", {"--train.lr=0"}).find("train.lr"), std::string::npos);
+  EXPECT_NE(error_of("", {"notaflag"}).find("unexpected argument"), std::string::npos);
+  EXPECT_THROW(RunConfig::load("/nonexistent/x.ini", {}), UsageError);
+}
+
+TEST(Config, ShippedExperimentConfigsParse) {
+  const char* root = std::getenv("MIXVAE_SOURCE_DIR");
+  std::string dir = std::string(root ? root : MIXVAE_SOURCE_DIR_DEFAULT) + "/configs/experiments/";
+  for (const char* f : {"mnist-vade.ini", "mnist-vade-quick.ini", "synthetic-vade.ini"}) {
+    RunConfig c = RunConfig::load(dir + f, {});
+    EXPECT_EQ(c.model.name, "vade") << f;
+  }
+  RunConfig paper = RunConfig::load(dir + "mnist-vade.ini", {});
+  EXPECT_EQ(paper.train.epochs, 300);
+  EXPECT_DOUBLE_EQ(paper.train.lr, 0.002);
+  EXPECT_DOUBLE_EQ(paper.train.lr_decay, 0.9);
+  EXPECT_EQ(paper.train.lr_decay_every, 10);
+  EXPECT_DOUBLE_EQ(paper.train.lr_floor, 0.0002);
+  EXPECT_EQ(paper.train.batch_size, 100);
+  RunConfig quick = RunConfig::load(dir + "mnist-vade-quick.ini", {});
+  EXPECT_EQ(quick.pretrain.epochs, 10);
+  EXPECT_EQ(quick.train.epochs, 20);
+}
