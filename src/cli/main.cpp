@@ -1,5 +1,7 @@
 // mixvae: deep-clustering VAEs on MPI ranks. Dispatches to one subcommand; turns errors
 // into one line and an exit code (2 bad input, 1 bug, 4 divergence).
+#include <malloc.h>
+
 #include <cstring>
 #include <iostream>
 
@@ -37,6 +39,11 @@ int main(int argc, char** argv) {
     std::cout << "mixvae " MIXVAE_VERSION "\n";
     return kExitOk;
   }
+  // Training allocates and frees the same multi-megabyte tensors every step. glibc's
+  // default serves those with mmap/munmap, so each step page-faults its buffers in again
+  // (measured: pretraining 2.5-3x slower on MNIST). Keep them in the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   std::unique_ptr<dist::Communicator> world;
   try {
     world = dist::make_world(&argc, &argv);
