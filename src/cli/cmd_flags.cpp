@@ -42,7 +42,8 @@ Flags parse_flags(const std::string& command, const std::string& usage, const st
   }
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    auto style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::store(po::command_line_parser(args).options(desc).style(style).run(), vm);
   } catch (const po::unknown_option& e) {
     std::string valid;
     for (const auto& f : spec) valid += " --" + f.name;

@@ -148,7 +148,9 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
       if (o.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + o + "' (overrides look like --section.key=value)");
       args.push_back(o);
     }
-    auto cl = po::command_line_parser(args).options(desc).allow_unregistered().run();
+    // No prefix guessing: "--train.epoch" must not silently mean train.epochs.
+    auto style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    auto cl = po::command_line_parser(args).options(desc).style(style).allow_unregistered().run();
     for (const auto& u : po::collect_unrecognized(cl.options, po::include_positional)) {
       std::string key = strip_dashes(u);
       key = key.substr(0, key.find('='));

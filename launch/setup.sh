@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what mixvae needs on Debian 12 (only the packages that are missing) and builds
+# it into build/. Safe to re-run: a built tree is reused and only changed files rebuild.
+#   launch/setup.sh            # Release build with tests
+# Environment: MIXVAE_BUILD_DIR (default <repo>/build), MIXVAE_JOBS (default: cores),
+#              MIXVAE_CMAKE_ARGS (extra cmake arguments, e.g. -DMIXVAE_SANITIZE=ON).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${MIXVAE_BUILD_DIR:-$root/build}"
+jobs="${MIXVAE_JOBS:-$(nproc)}"
+
+packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-openmp libopenmpi-dev openmpi-bin
+          libhdf5-dev libboost-program-options-dev libgtest-dev googletest zlib1g-dev libpng-dev
+          libssl-dev nlohmann-json3-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "mixvae setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's LibTorch falls back to the reference BLAS (~40x slower) unless the OpenMP
+# OpenBLAS is the selected libblas.so.3.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+case "$blas" in
+  *openblas*) ;;
+  *) echo "mixvae setup: warning: libblas.so.3 is $blas, not OpenBLAS; run: update-alternatives --config libblas.so.3-x86_64-linux-gnu" >&2 ;;
+esac
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release ${MIXVAE_CMAKE_ARGS:-} >/dev/null
+fi
+start=$(date +%s)
+cmake --build "$build" -j "$jobs" 2>&1 | grep -E "error|warning: unused|Error" || true
+test -x "$build/mixvae" || { echo "mixvae setup: build failed (run: cmake --build $build)" >&2; exit 1; }
+echo "mixvae setup: built $build/mixvae ($(( $(date +%s) - start )) s)"

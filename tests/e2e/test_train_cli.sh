@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The CLI end to end on generated data: prepare, train on 2 ranks, eval and sample the
+# checkpoint, resume a finished run.
+source "$(dirname "$0")/common.sh"
+
+"$MIXVAE" prepare --dataset synthetic --n 2000 --d 64 --k 5 --seed 3 --out "$TMP/syn.h5" >/dev/null \
+  && ok "prepare synthetic" || bad "prepare synthetic"
+args=(--data.path="$TMP/syn.h5" --model.hidden=128,64 --model.clusters=5 --model.latent=5
+      --pretrain.epochs=5 --train.epochs=4 --train.lr_decay_every=2 --output.progress=false)
+if timeout 600 "${MPIRUN[@]}" "$MIXVAE" train "${args[@]}" --output.dir="$TMP/run" > "$TMP/train.log" 2>&1; then
+  ok "train on 2 ranks"
+else
+  bad "train on 2 ranks: $(tail -5 "$TMP/train.log")"
+fi
+for f in config.ini metrics.jsonl result.json checkpoint.h5 samples.png; do
+  [ -s "$TMP/run/$f" ] && ok "run has $f" || bad "run lacks $f"
+done
+python3 - "$TMP/run" <<'PY' && ok "result.json and metrics.jsonl well formed" || bad "result.json / metrics.jsonl"
+import json, sys
+d = sys.argv[1]
+r = json.load(open(f"{d}/result.json"))
+for k in ("acc", "nmi", "ari", "loss", "epochs", "seconds", "world_size", "seed", "model", "dataset"):
+    assert k in r, k
+assert r["world_size"] == 2 and 0 <= r["acc"] <= 1
+lines = [json.loads(l) for l in open(f"{d}/metrics.jsonl")]
+assert [l["stage"] for l in lines] == ["pretrain"] * 5 + ["mixture_init"] + ["train"] * 4, lines
+assert all("occupancy" in l and "mean_entropy" in l for l in lines if l["stage"] == "train")
+print("acc", r["acc"])
+PY
+grep -q "final: ACC" "$TMP/train.log" && ok "final ACC line" || bad "no final ACC line"
+[ "$(grep -c 'mixvae 0' "$TMP/train.log")" -eq 1 ] && ok "only rank 0 speaks" || bad "more than one rank printed"
+
+# eval on 1 and on 2 ranks gives the result.json figures.
+acc=$(python3 -c "import json;print('%.4f'%json.load(open('$TMP/run/result.json'))['acc'])")
+e1=$("$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5")
+e2=$(timeout 120 "${MPIRUN[@]}" "$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5")
+echo "$e1" | grep -q "ACC $acc" && ok "eval (1 rank) = result.json: $e1" || bad "eval 1 rank '$e1' vs $acc"
+echo "$e2" | grep -q "ACC $acc" && ok "eval (2 ranks) = result.json" || bad "eval 2 ranks '$e2' vs $acc"
+"$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --per-cluster 4 --out "$TMP/grid.png" >/dev/null \
+  && python3 -c "import sys;b=open('$TMP/grid.png','rb').read(8);sys.exit(b!=b'\x89PNG\r\n\x1a\n')" \
+  && ok "sample writes a PNG" || bad "sample"
+
+# --resume of a finished run: nothing left to train, same result.
+timeout 300 "${MPIRUN[@]}" "$MIXVAE" train "${args[@]}" --output.dir="$TMP/run" --resume > "$TMP/resume.log" 2>&1 \
+  && grep -q "final: ACC $acc" "$TMP/resume.log" && ok "resume of a finished run" || bad "resume: $(tail -3 "$TMP/resume.log")"
+finish

@@ -1,0 +1,149 @@
+// Distributed pieces agree with their single-rank results: gradient buckets, the mixture
+// fits, evaluation, and whole training runs in global shuffle mode.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "data/schema.h"
+#include "data/synthetic.h"
+#include "dist/grad_reducer.h"
+#include "dist/tensor_ops.h"
+#include "mixture/gmm.h"
+#include "mixture/kmeans.h"
+#include "mpi_world.h"
+#include "train/trainer.h"
+
+using namespace mixvae;
+using test::world;
+namespace fs = std::filesystem;
+
+namespace {
+// A directory every rank agrees on (rank 0 creates it, the name is broadcast).
+std::string shared_tmpdir() {
+  std::string dir;
+  if (world().rank() == 0) {
+    std::string tmpl = (fs::temp_directory_path() / "mixvae-mpi-XXXXXX").string();
+    dir = ::mkdtemp(tmpl.data());
+  }
+  world().broadcast_string(dir, 0);
+  return dir;
+}
+
+// Rows of a fixed data set that rank r of W holds: [r*N/W, (r+1)*N/W).
+torch::Tensor my_rows(const torch::Tensor& all, dist::Communicator& c) {
+  auto [b, e] = data::shard_range(all.size(0), c.rank(), c.size());
+  return all.slice(0, b, e);
+}
+
+torch::Tensor blobs() {
+  torch::manual_seed(21);
+  std::vector<torch::Tensor> xs;
+  for (int c = 0; c < 4; ++c) xs.push_back(torch::randn({500 + 100 * c, 3}, torch::kFloat64) * (0.5 + 0.2 * c) + 6.0 * c);
+  torch::Tensor x = torch::cat(xs);
+  return x.index_select(0, torch::randperm(x.size(0), torch::TensorOptions().dtype(torch::kInt64)));
+}
+
+// The same computation on the whole world and on a world of one holding all rows.
+template <class Fn> void on_world_and_alone(Fn&& fn) {
+  fn(world(), true);
+  auto solo = world().split(world().rank(), 0);
+  fn(*solo, false);
+}
+}  // namespace
+
+TEST(Distributed, GradReducerSumsEveryParameterAcrossBuckets) {
+  auto& c = world();
+  std::vector<torch::Tensor> params;
+  for (int64_t n : {1000, 10, 300000, 7}) {
+    auto p = torch::zeros({n}, torch::requires_grad());
+    p.mutable_grad() = torch::full({n}, float(c.rank() + 1));
+    params.push_back(p);
+  }
+  params.push_back(torch::zeros({5}, torch::requires_grad()));  // no gradient on any rank
+  dist::GradReducer r(c, params, /*bucket_mb=*/0.5);
+  EXPECT_GE(r.buckets(), 2u);
+  double total = r.all_reduce(/*local_value=*/c.rank() + 0.5);
+  EXPECT_DOUBLE_EQ(total, c.size() * c.size() / 2.0);
+  const float expected = float(c.size() * (c.size() + 1) / 2);
+  for (size_t i = 0; i + 1 < params.size(); ++i)
+    EXPECT_TRUE(torch::allclose(params[i].grad(), torch::full_like(params[i], expected))) << i;
+  EXPECT_TRUE(torch::equal(params.back().grad(), torch::zeros({5})));
+}
+
+TEST(Distributed, KMeansAndGmmMatchASingleRank) {
+  torch::Tensor all = blobs();
+  mixture::KMeansResult km[2];
+  mixture::DiagGmm gmm[2];
+  on_world_and_alone([&](dist::Communicator& c, bool whole) {
+    km[whole] = mixture::kmeans(c, whole ? my_rows(all, c) : all, 4, 3);
+    gmm[whole] = mixture::fit_diag_gmm(c, whole ? my_rows(all, c) : all, 4, 3);
+  });
+  EXPECT_TRUE(torch::allclose(km[0].centers, km[1].centers, 1e-9, 1e-9)) << km[0].centers << km[1].centers;
+  EXPECT_NEAR(km[0].inertia, km[1].inertia, 1e-9 * km[0].inertia);
+  EXPECT_EQ(gmm[0].iterations, gmm[1].iterations);
+  EXPECT_TRUE(torch::allclose(gmm[0].weights, gmm[1].weights, 1e-9, 1e-10));
+  EXPECT_TRUE(torch::allclose(gmm[0].means, gmm[1].means, 1e-9, 1e-9));
+  EXPECT_TRUE(torch::allclose(gmm[0].variances, gmm[1].variances, 1e-9, 1e-9));
+  EXPECT_NEAR(gmm[0].mean_log_likelihood, gmm[1].mean_log_likelihood, 1e-9);
+}
+
+// 1 rank vs the world in global shuffle mode: same seed and global batch give the same
+// parameters after pretraining, the GMM initialisation and 50 training steps (one epoch
+// of 5000 samples at batch 100), up to floating-point summation order.
+TEST(Distributed, GlobalShuffleTrainingIsWorldSizeInvariant) {
+  const std::string dir = shared_tmpdir();
+  if (world().rank() == 0) data::prepare_synthetic(dir + "/d.h5", 5000, 30, 5, 4);
+  world().barrier();
+  std::vector<torch::Tensor> result[2];
+  on_world_and_alone([&](dist::Communicator& c, bool whole) {
+    if (!whole && world().rank() != 0) return;  // rank 0 alone repeats the run
+    RunConfig cfg = RunConfig::load("", {"--data.path=" + dir + "/d.h5", "--data.shuffle=global",
+                                         "--output.dir=" + dir + (whole ? "/world" : "/alone"),
+                                         "--model.hidden=64,32", "--model.clusters=5", "--model.latent=4",
+                                         "--pretrain.epochs=1", "--train.epochs=1", "--train.batch_size=100",
+                                         "--train.threads=1", "--output.progress=false", "--train.seed=9"});
+    train::Trainer t(c, cfg);
+    t.run(false);
+    for (auto& p : t.model().parameters()) result[whole].push_back(p.detach().clone());
+  });
+  if (world().rank() == 0) {
+    ASSERT_EQ(result[0].size(), result[1].size());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < result[0].size(); ++i) {
+      num += (result[0][i] - result[1][i]).pow(2).sum().item<double>();
+      den += result[0][i].pow(2).sum().item<double>();
+      // Each tensor on its own, too.
+      double rel = ((result[0][i] - result[1][i]).norm() / (result[0][i].norm() + 1e-12)).item<double>();
+      EXPECT_LT(rel, 1e-4) << "parameter " << i;
+    }
+    double rel = std::sqrt(num / den);
+    std::printf("[ world-size invariance ] relative parameter difference after 50 steps: %.3g (W=%d vs 1)\n", rel,
+                world().size());
+    EXPECT_LT(rel, 1e-4);
+    fs::remove_all(dir);
+  }
+  world().barrier();
+}
+
+// Sharded evaluation counts every sample once: the contingency total is N at any W.
+TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
+  const std::string dir = shared_tmpdir();
+  if (world().rank() == 0) data::prepare_synthetic(dir + "/e.h5", 1001, 8, 3, 2);
+  world().barrier();
+  for (const char* mode : {"shard", "global"}) {
+    RunConfig cfg = RunConfig::load("", {"--data.path=" + dir + "/e.h5", std::string("--data.shuffle=") + mode,
+                                         "--model.hidden=8", "--model.clusters=3", "--model.latent=2"});
+    auto data = train::load_train_data(world(), cfg);
+    auto model = train::make_model(cfg, data.d, true);
+    dist::broadcast_parameters(world(), model->parameters(), 0);
+    auto r = train::evaluate(world(), *model, data, /*batch=*/64);
+    EXPECT_EQ(r.samples, 1001) << mode;
+    int64_t occ = 0;
+    for (auto o : r.occupancy) occ += o;
+    EXPECT_EQ(occ, 1001);
+  }
+  world().barrier();
+  if (world().rank() == 0) fs::remove_all(dir);
+}
