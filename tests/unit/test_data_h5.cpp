@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "test_util.h"
 #include "data/h5.h"
 #include "data/schema.h"
 #include "data/sha256.h"
@@ -22,30 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mixvae-test-data-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-  // Names in the directory, sorted: shows leftovers such as temp files.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_)) names.push_back(e.path().filename());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::string path_;
-};
+using mixvae::test::TempDir;
 
 // Runs f and returns the DataError message; records a failure for anything else.
 template <class F>

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "test_util.h"
 #include "data/h5.h"
 #include "data/idx.h"
 #include "data/mnist.h"
@@ -25,23 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mixvae-test-mnist-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using mixvae::test::TempDir;
 
 std::vector<std::string> entries(const std::string& dir) {
   std::vector<std::string> names;

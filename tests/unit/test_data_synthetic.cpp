@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "test_util.h"
 #include "data/schema.h"
 #include "data/synthetic.h"
 
@@ -18,22 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mixvae-test-synth-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using mixvae::test::TempDir;
 
 Shard load(const std::string& path, DatasetInfo* info_out = nullptr) {
   const DatasetInfo info = inspect(path);

@@ -1,8 +1,10 @@
 #pragma once
 // Shared helpers of the unit tests: temporary directories and small configs.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace mixvae::test {
 
@@ -23,6 +25,14 @@ class TempDir {
   }
   std::string operator/(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
   const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return *this / name; }
+  // Names in the directory, sorted: shows leftovers such as temp files.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(path_)) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
 
  private:
   std::string path_;
