@@ -5,6 +5,9 @@ source "$(dirname "$0")/common.sh"
 
 "$MIXVAE" prepare --dataset synthetic --n 2000 --d 64 --k 5 --seed 3 --out "$TMP/syn.h5" >/dev/null \
   && ok "prepare synthetic" || bad "prepare synthetic"
+# The file is plain HDF5: h5dump reads it without anything of ours.
+h5dump -H "$TMP/syn.h5" | grep -q 'DATASET "features"' && h5dump -a /num_classes "$TMP/syn.h5" | grep -q "(0): 5" \
+  && ok "h5dump reads the prepared file" || bad "h5dump cannot read the prepared file"
 args=(--data.path="$TMP/syn.h5" --model.hidden=128,64 --model.clusters=5 --model.latent=5
       --pretrain.epochs=5 --train.epochs=4 --train.lr_decay_every=2 --output.progress=false)
 if timeout 600 "${MPIRUN[@]}" "$MIXVAE" train "${args[@]}" --output.dir="$TMP/run" > "$TMP/train.log" 2>&1; then
