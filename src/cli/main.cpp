@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
     return kExitInternal;
   }
   log::set_rank(world->rank());
+  if (dist::launched_by_mpi()) log::set_tty(false);
   cli::Args args(argv + 2, argv + argc);
   int code = kExitOk;
   auto fail = [&](int exit_code, const std::string& what) {

@@ -9,11 +9,14 @@
 namespace mixvae::log {
 namespace {
 int g_rank = 0;
+int g_tty = -1;  // -1: ask isatty
 }
+
+void set_tty(bool tty) { g_tty = tty ? 1 : 0; }
 
 void set_rank(int r) { g_rank = r; }
 int rank() { return g_rank; }
-bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
+bool stdout_is_tty() { return g_tty >= 0 ? g_tty == 1 : ::isatty(STDOUT_FILENO) == 1; }
 
 void info(const std::string& line) {
   if (g_rank != 0) return;

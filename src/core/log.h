@@ -13,6 +13,9 @@ int rank();
 void info(const std::string& line);     // stdout, rank 0
 void warn(const std::string& line);     // stderr "warning: ...", rank 0
 bool stdout_is_tty();
+// Overrides the isatty() answer: mpirun hands ranks a pseudo-terminal even when its own
+// output goes to a file, so under MPI main() says "not a terminal" (one line per epoch).
+void set_tty(bool tty);
 
 class Progress {
  public:

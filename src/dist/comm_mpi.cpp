@@ -124,6 +124,15 @@ std::unique_ptr<Communicator> make_world(int* argc, char*** argv) {
   return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, false);
 }
 
+std::string mpi_library_version() {
+  char buf[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(buf, &len);
+  std::string v(buf, static_cast<size_t>(len));
+  auto cut = v.find_first_of(",\n");
+  return cut == std::string::npos ? v : v.substr(0, cut);
+}
+
 void finalize() {
   if (!g_we_initialised) return;
   int finalized = 0;

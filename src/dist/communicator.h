@@ -71,6 +71,9 @@ bool launched_by_mpi();
 // finalised at exit), otherwise a world of one. Thread level MPI_THREAD_FUNNELED.
 std::unique_ptr<Communicator> make_world(int* argc, char*** argv);
 
+// "Open MPI v4.1.4" or the like (callable before MPI is initialised).
+std::string mpi_library_version();
+
 // Finalises MPI if make_world initialised it. Safe to call more than once.
 void finalize();
 

@@ -339,7 +339,9 @@ void Trainer::write_outputs(const TrainResult& r) {
             {"loss", r.loss}, {"seconds", r.seconds}, {"occupancy", r.eval.occupancy},
             {"empty_clusters", r.eval.empty_clusters}, {"mean_entropy", r.eval.mean_entropy},
             {"config_hash", cfg_.hash()},
-            {"versions", {{"mixvae", MIXVAE_VERSION}, {"libtorch", TORCH_VERSION}, {"hdf5", H5_VERS_INFO}}}};
+            {"threads", torch::get_num_threads()},
+            {"versions", {{"mixvae", MIXVAE_VERSION}, {"libtorch", TORCH_VERSION}, {"hdf5", H5_VERS_INFO},
+                          {"mpi", dist::mpi_library_version()}}}};
   if (r.eval.has_labels) {
     j.update({{"acc", r.eval.scores.acc}, {"nmi", r.eval.scores.nmi}, {"ari", r.eval.scores.ari}, {"purity", r.eval.scores.purity}});
   } else {
