@@ -1,7 +1,5 @@
 #include "core/config.h"
 
-#include <openssl/evp.h>
-
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <fstream>
@@ -10,6 +8,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/sha256.h"
 
 namespace po = boost::program_options;
 
@@ -229,13 +228,8 @@ std::string RunConfig::to_ini() const {
 }
 
 std::string RunConfig::hash() const {
-  std::string text = to_ini();
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-  std::ostringstream os;
-  for (unsigned i = 0; i < 8; ++i) os << std::hex << std::setw(2) << std::setfill('0') << int(md[i]);
-  return os.str();
+  const std::string text = to_ini();
+  return sha256_bytes(text.data(), text.size()).substr(0, 16);
 }
 
 std::string config_help() {

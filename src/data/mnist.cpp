@@ -10,7 +10,7 @@
 #include "data/h5.h"
 #include "data/idx.h"
 #include "data/schema.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 namespace mixvae::data {
 namespace {

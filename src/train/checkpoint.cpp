@@ -1,7 +1,6 @@
 #include "train/checkpoint.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/sha256.h"
 #include "data/h5.h"
 
 namespace mixvae::train {
@@ -21,26 +21,11 @@ namespace {
 
 constexpr int64_t kFormat = 1;
 
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  void add(const std::string& name, const torch::Tensor& t) {
-    EVP_DigestUpdate(ctx_, name.data(), name.size());
-    EVP_DigestUpdate(ctx_, t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
-  }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, md, &len);
-    std::ostringstream os;
-    for (unsigned i = 0; i < len; ++i) os << std::hex << std::setw(2) << std::setfill('0') << int(md[i]);
-    return os.str();
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
+// Digest of a tensor: its name, then its bytes.
+void add_tensor(Sha256& sha, const std::string& name, const torch::Tensor& t) {
+  sha.add(name);
+  sha.add(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
+}
 
 // Everything that is stored as a tensor, by name, in a fixed (sorted) order.
 std::map<std::string, torch::Tensor> tensors_of(models::ClusteringModel& model, torch::optim::Adam* opt) {
@@ -93,7 +78,7 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
     {
       h5::File f = h5::create(tmp);
       for (const auto& [name, t] : tensors) {
-        sha.add(name, t);
+        add_tensor(sha, name, t);
         if (t.scalar_type() == torch::kFloat32)
           h5::write_array<float>(f, name, t.data_ptr<float>(), dims(t));
         else if (t.scalar_type() == torch::kInt64)
@@ -182,7 +167,7 @@ CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel&
       loaded[name] = t;
     }
   }
-  for (const auto& [name, t] : loaded) sha.add(name, t);
+  for (const auto& [name, t] : loaded) add_tensor(sha, name, t);
   if (sha.hex() != stored_sha) throw data_error(path, "checkpoint checksum mismatch (corrupted or truncated file)");
 
   for (auto& p : model.named_parameters(true)) {

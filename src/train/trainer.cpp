@@ -15,10 +15,10 @@
 #include "core/threads.h"
 #include "dist/grad_reducer.h"
 #include "dist/tensor_ops.h"
-#include "eval/png_grid.h"
 #include "models/noise.h"
 #include "models/vade.h"
 #include "train/checkpoint.h"
+#include "train/sample_grid.h"
 
 namespace mixvae::train {
 namespace fs = std::filesystem;
@@ -89,7 +89,7 @@ void Trainer::set_learning_rates(const models::Stage& stage, int64_t epoch, torc
 }
 
 double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
-                          std::vector<torch::Tensor>& params, dist::GradReducer& reducer,
+                          dist::GradReducer& reducer,
                           std::vector<double>* part_sums, std::vector<std::string>* part_names) {
   model_->train(true);
   const uint64_t seed = cfg_.train.seed;
@@ -271,7 +271,7 @@ TrainResult Trainer::run(bool resume) {
       double t0 = now_s();
       std::vector<double> parts;
       std::vector<std::string> names;
-      double loss = run_epoch(stage, si, e, *opt, params, reducer, &parts, &names);
+      double loss = run_epoch(stage, si, e, *opt, reducer, &parts, &names);
       double secs = now_s() - t0;
       json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", e + 1}, {"loss", loss},
                 {"seconds", secs}, {"samples_per_s", double(data_.n_global) / secs},
@@ -349,25 +349,8 @@ void Trainer::write_outputs(const TrainResult& r) {
   }
   write_atomic((dir / "result.json").string(), j.dump(2) + "\n");
 
-  // One row per cluster of decoder means (square images as such, other vectors as
-  // near-square tiles), ordered by cluster index.
-  torch::NoGradGuard ng;
-  const int64_t k = model_->clusters(), n = cfg_.output.samples_per_cluster, d = data_.d;
-  int64_t w = static_cast<int64_t>(std::ceil(std::sqrt(double(d))));
-  int64_t h = (d + w - 1) / w;
-  torch::Generator gen = torch::make_generator<torch::CPUGeneratorImpl>(models::mix_seed(cfg_.train.seed, 77));
-  torch::Tensor grid = torch::zeros({k, n, h * w});
-  for (int64_t c = 0; c < k; ++c) {
-    torch::Tensor s = model_->sample(c, n, gen);
-    if (!bernoulli_) {  // show real-valued features min-max scaled
-      auto lo = s.min(), hi = s.max();
-      s = (s - lo) / (hi - lo + 1e-12);
-    }
-    grid[c].slice(1, 0, d).copy_(s);
-  }
-  grid = grid.contiguous();
-  std::vector<float> pixels(grid.data_ptr<float>(), grid.data_ptr<float>() + grid.numel());
-  eval::write_png_grid((dir / "samples.png").string(), pixels, k, n, h, w);
+  write_sample_grid(*model_, (dir / "samples.png").string(), cfg_.output.samples_per_cluster,
+                    models::mix_seed(cfg_.train.seed, 77));
 }
 
 }  // namespace mixvae::train

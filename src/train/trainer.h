@@ -49,7 +49,7 @@ class Trainer {
   double start_time_ = 0;
 
   double run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
-                   std::vector<torch::Tensor>& params, dist::GradReducer& reducer,
+                   dist::GradReducer& reducer,
                    std::vector<double>* part_sums, std::vector<std::string>* part_names);
   std::unique_ptr<torch::optim::Adam> make_optimizer(const models::Stage& stage);
   void set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt);

@@ -16,7 +16,7 @@
 #include "test_util.h"
 #include "data/h5.h"
 #include "data/schema.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 namespace mixvae::data {
 namespace {
@@ -573,6 +573,13 @@ TEST(Sha256, KnownVectors) {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256_bytes("abc", 3),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Sha256, IncrementalEqualsOneShot) {
+  Sha256 sha;
+  sha.add("a", 1);
+  sha.add(std::string("bc"));
+  EXPECT_EQ(sha.hex(), sha256_bytes("abc", 3));
 }
 
 TEST(Sha256, FileMatchesBytesAcrossBufferBoundaries) {

@@ -19,7 +19,7 @@
 #include "data/idx.h"
 #include "data/mnist.h"
 #include "data/schema.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 namespace mixvae::data {
 namespace {

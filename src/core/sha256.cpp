@@ -1,4 +1,4 @@
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 #include <openssl/evp.h>
 
@@ -11,7 +11,7 @@
 
 #include "core/errors.h"
 
-namespace mixvae::data {
+namespace mixvae {
 namespace {
 
 using DigestContext = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
@@ -56,10 +56,15 @@ std::string sha256_file(const std::string& path) {
   return finish(ctx.get());
 }
 
+Sha256::Sha256() : ctx_(new_context().release()) {}
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256::add(const void* data, size_t size) { update(static_cast<EVP_MD_CTX*>(ctx_), data, size); }
+std::string Sha256::hex() { return finish(static_cast<EVP_MD_CTX*>(ctx_)); }
+
 std::string sha256_bytes(const void* data, size_t size) {
   DigestContext ctx = new_context();
   update(ctx.get(), data, size);
   return finish(ctx.get());
 }
 
-}  // namespace mixvae::data
+}  // namespace mixvae
