@@ -35,7 +35,7 @@ esac
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release ${MIXVAE_CMAKE_ARGS:-} >/dev/null
 fi
-[ -x "$build/mixvae" ] || echo "mixvae setup: building into $build (a clean build takes about 10 minutes on 2 cores)"
+[ -x "$build/mixvae" ] || echo "mixvae setup: building into $build (a clean build takes about 5 minutes on 2 cores)"
 start=$(date +%s)
 if ! cmake --build "$build" -j "$jobs" > "$build/build.log" 2>&1; then
   grep -E "error|Error" "$build/build.log" | head -20 >&2
