@@ -4,25 +4,24 @@
 
 namespace mixvae::train {
 
-torch::Tensor predict(models::ClusteringModel& model, const torch::Tensor& x, int64_t batch) {
+torch::Tensor map_rows(const torch::Tensor& x, int64_t batch, const std::function<torch::Tensor(const torch::Tensor&)>& fn,
+                       const torch::Tensor& empty) {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < x.size(0); i += batch) out.push_back(model.assign(x.slice(0, i, std::min(x.size(0), i + batch))));
-  return out.empty() ? torch::empty({0}, torch::kInt64) : torch::cat(out);
+  for (int64_t i = 0; i < x.size(0); i += batch) out.push_back(fn(x.slice(0, i, std::min(x.size(0), i + batch))));
+  return out.empty() ? empty : torch::cat(out);
 }
 
 EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data, int64_t batch) {
   torch::NoGradGuard ng;
   const int64_t k = model.clusters();
   torch::Tensor x = data.x.slice(0, data.eval_begin, data.eval_end);
-  std::vector<torch::Tensor> preds;
   double entropy = 0;
-  for (int64_t i = 0; i < x.size(0); i += batch) {
-    torch::Tensor q = model.posterior(x.slice(0, i, std::min(x.size(0), i + batch)));
-    preds.push_back(q.argmax(1));
+  torch::Tensor pred = map_rows(x, batch, [&](const torch::Tensor& xb) {
+    torch::Tensor q = model.posterior(xb);
     entropy -= (q * q.clamp_min(1e-30).log()).sum().item<double>();
-  }
-  torch::Tensor pred = preds.empty() ? torch::empty({0}, torch::kInt64) : torch::cat(preds).contiguous();
+    return q.argmax(1);
+  }, torch::empty({0}, torch::kInt64)).contiguous();
 
   EvalResult r;
   r.has_labels = data.y.defined() && data.num_classes > 0;

@@ -3,6 +3,7 @@
 // contingency table and mixture-health figures on every rank.
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
 #include "dist/communicator.h"
@@ -25,7 +26,9 @@ struct EvalResult {
 EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data,
                     int64_t batch = 2000);
 
-// Predicted cluster of every local evaluation row, [rows] int64.
-torch::Tensor predict(models::ClusteringModel& model, const torch::Tensor& x, int64_t batch = 2000);
+// fn applied to x in chunks of `batch` rows without gradients, results concatenated
+// along dim 0 (`empty` when x has no rows).
+torch::Tensor map_rows(const torch::Tensor& x, int64_t batch, const std::function<torch::Tensor(const torch::Tensor&)>& fn,
+                       const torch::Tensor& empty);
 
 }  // namespace mixvae::train

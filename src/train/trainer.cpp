@@ -232,20 +232,17 @@ TrainResult Trainer::run(bool resume) {
   }
 
   TrainResult result;
+  bool final_evaluated = false;  // the last main epoch already evaluated the final model
   const auto recipe = model_->recipe(cfg_);
   for (int64_t si = start_stage; si < int64_t(recipe.size()); ++si) {
     const models::Stage& stage = recipe[si];
     if (stage.kind == models::StageKind::MixtureInit) {
       double t0 = now_s();
-      torch::Tensor z;
-      {
-        torch::NoGradGuard ng;
-        model_->eval();
-        torch::Tensor x = data_.x.slice(0, data_.eval_begin, data_.eval_end);
-        std::vector<torch::Tensor> parts;
-        for (int64_t i = 0; i < x.size(0); i += 2000) parts.push_back(model_->embed(x.slice(0, i, std::min(x.size(0), i + 2000))));
-        z = parts.empty() ? torch::empty({0, cfg_.model.latent}) : torch::cat(parts);
-      }
+      // Every sample once: each rank embeds its evaluation rows.
+      model_->eval();
+      torch::Tensor z = map_rows(data_.x.slice(0, data_.eval_begin, data_.eval_end), 2000,
+                                 [&](const torch::Tensor& xb) { return model_->embed(xb); },
+                                 torch::empty({0, cfg_.model.latent}));
       std::string msg = model_->init_mixture(comm_, z, cfg_);
       EvalResult ev = evaluate(comm_, *model_, data_);
       json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", 0}, {"seconds", now_s() - t0}, {"info", msg}};
@@ -285,6 +282,7 @@ TrainResult Trainer::run(bool resume) {
         model_->eval();
         EvalResult ev = evaluate(comm_, *model_, data_);
         result.eval = ev;
+        final_evaluated = last && size_t(si + 1) == recipe.size();
         j.update({{"occupancy", ev.occupancy}, {"empty_clusters", ev.empty_clusters},
                   {"largest_fraction", ev.largest_fraction}, {"mean_entropy", ev.mean_entropy}});
         char buf[200];
@@ -324,8 +322,10 @@ TrainResult Trainer::run(bool resume) {
       }
     }
   }
-  model_->eval();
-  result.eval = evaluate(comm_, *model_, data_);
+  if (!final_evaluated) {  // e.g. resuming a finished run, or a recipe that ends without a main stage
+    model_->eval();
+    result.eval = evaluate(comm_, *model_, data_);
+  }
   result.seconds = now_s() - start_time_;
   write_outputs(result);
   return result;
