@@ -155,7 +155,11 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
       key = key.substr(0, key.find('='));
       throw UsageError("unknown option --" + key + "; " + valid_keys_message(key));
     }
-    po::store(cl, vm);
+    try {
+      po::store(cl, vm);
+    } catch (const po::error& e) {
+      throw UsageError(std::string("command line: ") + e.what());  // not the INI file's fault
+    }
     if (in) {
       auto parsed = po::parse_config_file(*in, desc, /*allow_unregistered=*/true);
       for (const auto& o : parsed.options) {
