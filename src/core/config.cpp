@@ -51,13 +51,77 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("pretrain", "lr", c.pretrain.lr, "Adam learning rate of pretraining");
   v("pretrain", "adam_eps", c.pretrain.adam_eps, "Adam epsilon of pretraining");
   v("dist", "bucket_mb", c.dist.bucket_mb, "gradient all-reduce bucket size in MiB");
+  v("dist", "device", c.dist.device,
+    "auto (one GPU per local rank when LibTorch has CUDA and a GPU is visible, else CPU) | cpu | cuda");
+  v("dist", "backend", c.dist.backend, "collectives on GPU tensors: auto (NCCL when available) | mpi | nccl");
+  v("dist", "timeout_s", c.dist.timeout_s, "seconds a GPU collective may take before the job is ended (0: no limit)");
   v("checkpoint", "every", c.checkpoint.every, "epochs between checkpoints (0: only at the end)");
   v("output", "dir", c.output.dir, "run directory (config.ini, metrics.jsonl, result.json, checkpoint.h5)");
   v("output", "samples_per_cluster", c.output.samples_per_cluster, "columns of samples.png");
   v("output", "progress", c.output.progress, "print the progress line");
+  // Model sections: only the selected model's own section is part of the config (and of
+  // its hash), so adding a model does not change the hash of other models' runs.
+  for (const auto& spec : registered_options()) {
+    if (!v.all_sections && spec.section != c.model.name) continue;
+    std::string full = spec.section + "." + spec.key;
+    auto it = c.options.find(full);
+    if (it == c.options.end()) it = c.options.emplace(full, spec.default_value).first;
+    v(spec.section.c_str(), spec.key.c_str(), it->second, spec.help.c_str());
+  }
+}
+
+std::vector<OptionSpec>& option_table() {
+  static std::vector<OptionSpec> t;
+  return t;
+}
+std::vector<std::string>& model_names() {
+  static std::vector<std::string> t;
+  return t;
+}
+
+const OptionSpec* find_spec(const std::string& full_key) {
+  for (const auto& s : option_table())
+    if (s.section + "." + s.key == full_key) return &s;
+  return nullptr;
+}
+
+// Parses a registered option's text by its type; throws UsageError naming the key.
+template <class T> T parse_option(const std::string& origin, const std::string& key, const std::string& text);
+template <> std::string parse_option(const std::string&, const std::string&, const std::string& text) { return text; }
+template <> int64_t parse_option(const std::string& origin, const std::string& key, const std::string& text) {
+  try {
+    size_t pos = 0;
+    long long v = std::stoll(text, &pos);
+    if (pos == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(origin + ": " + key + " must be an integer, got '" + text + "'");
+}
+template <> double parse_option(const std::string& origin, const std::string& key, const std::string& text) {
+  try {
+    size_t pos = 0;
+    double v = std::stod(text, &pos);
+    if (pos == text.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(origin + ": " + key + " must be a number, got '" + text + "'");
+}
+template <> bool parse_option(const std::string& origin, const std::string& key, const std::string& text) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  throw UsageError(origin + ": " + key + " must be true or false, got '" + text + "'");
+}
+
+template <class T> T get_option(const RunConfig& c, const std::string& full_key) {
+  const OptionSpec* spec = find_spec(full_key);
+  if (!spec) throw UsageError("config: no option " + full_key + " is registered");
+  auto it = c.options.find(full_key);
+  const std::string& text = it == c.options.end() ? spec->default_value : it->second;
+  return parse_option<T>(c.source.empty() ? std::string("config") : c.source, full_key, text);
 }
 
 struct Register {
+  bool all_sections = true;
   po::options_description& desc;
   template <class T> void operator()(const char* s, const char* k, T& field, const char* help) {
     std::string name = std::string(s) + "." + k;
@@ -74,6 +138,7 @@ std::string to_text(const bool& v) { return v ? "true" : "false"; }
 std::string to_text(const std::string& v) { return v; }
 
 struct Printer {
+  bool all_sections = false;
   std::map<std::string, std::vector<std::string>> lines;
   std::vector<std::string> order;
   template <class T> void operator()(const char* s, const char* k, T& field, const char*) {
@@ -83,6 +148,7 @@ struct Printer {
 };
 
 struct Lister {
+  bool all_sections = true;
   std::map<std::string, std::vector<std::string>> keys;
   std::string help;
   template <class T> void operator()(const char* s, const char* k, T& field, const char* h) {
@@ -137,7 +203,7 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
   RunConfig cfg;
   cfg.source = ini_path;
   po::options_description desc;
-  Register reg{desc};
+  Register reg{true, desc};
   visit(cfg, reg);
   po::variables_map vm;
   try {
@@ -186,7 +252,24 @@ void RunConfig::validate() const {
     throw UsageError((source.empty() ? std::string("config") : source) + ": " + key + " " + what);
   };
   if (data.shuffle != "shard" && data.shuffle != "global") bad("data.shuffle", "must be 'shard' or 'global', got '" + data.shuffle + "'");
-  if (model.name != "vade") bad("model.name", "must be one of: vade (got '" + model.name + "')");
+  if (!registered_model_names().empty()) {
+    bool known = false;
+    std::string names;
+    for (const auto& n : registered_model_names()) {
+      known = known || n == model.name;
+      names += (names.empty() ? "" : ", ") + n;
+    }
+    if (!known) bad("model.name", "must be one of: " + names + " (got '" + model.name + "')");
+  }
+  for (const auto& spec : registered_options()) {  // every registered option parses as its type
+    const std::string full = spec.section + "." + spec.key;
+    switch (spec.type) {
+      case OptionSpec::Type::Int: (void)opt_int(full); break;
+      case OptionSpec::Type::Double: (void)opt_double(full); break;
+      case OptionSpec::Type::Bool: (void)opt_bool(full); break;
+      case OptionSpec::Type::String: break;
+    }
+  }
   if (model.clusters < 2) bad("model.clusters", "must be >= 2, got " + std::to_string(model.clusters));
   if (model.latent < 1) bad("model.latent", "must be >= 1");
   if (model.likelihood != "auto" && model.likelihood != "bernoulli" && model.likelihood != "gaussian")
@@ -214,6 +297,11 @@ void RunConfig::validate() const {
   if (!(pretrain.lr > 0)) bad("pretrain.lr", "must be a positive number");
   if (!(pretrain.adam_eps > 0)) bad("pretrain.adam_eps", "must be > 0");
   if (!(dist.bucket_mb > 0)) bad("dist.bucket_mb", "must be > 0");
+  if (dist.device != "auto" && dist.device != "cpu" && dist.device != "cuda")
+    bad("dist.device", "must be auto, cpu or cuda, got '" + dist.device + "'");
+  if (dist.backend != "auto" && dist.backend != "mpi" && dist.backend != "nccl")
+    bad("dist.backend", "must be auto, mpi or nccl, got '" + dist.backend + "'");
+  if (!(dist.timeout_s >= 0)) bad("dist.timeout_s", "must be >= 0");
   if (checkpoint.every < 0) bad("checkpoint.every", "must be >= 0");
   if (output.dir.empty()) bad("output.dir", "must not be empty");
   if (output.samples_per_cluster < 1) bad("output.samples_per_cluster", "must be >= 1");
@@ -235,6 +323,23 @@ std::string RunConfig::hash() const {
   const std::string text = to_ini();
   return sha256_bytes(text.data(), text.size()).substr(0, 16);
 }
+
+void register_options(const std::vector<OptionSpec>& specs) {
+  for (const auto& s : specs)
+    if (!find_spec(s.section + "." + s.key)) option_table().push_back(s);
+}
+const std::vector<OptionSpec>& registered_options() { return option_table(); }
+void register_model_name(const std::string& name) {
+  for (const auto& n : model_names())
+    if (n == name) return;
+  model_names().push_back(name);
+}
+const std::vector<std::string>& registered_model_names() { return model_names(); }
+
+int64_t RunConfig::opt_int(const std::string& k) const { return get_option<int64_t>(*this, k); }
+double RunConfig::opt_double(const std::string& k) const { return get_option<double>(*this, k); }
+std::string RunConfig::opt_string(const std::string& k) const { return get_option<std::string>(*this, k); }
+bool RunConfig::opt_bool(const std::string& k) const { return get_option<bool>(*this, k); }
 
 std::string config_help() {
   RunConfig defaults;

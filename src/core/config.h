@@ -6,6 +6,7 @@
 // description per key, so both accept exactly the same keys and types). Unknown keys and
 // unparsable values are UsageErrors that name the key and list the valid ones.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,10 @@ struct PretrainConfig {
 };
 
 struct DistConfig {
-  double bucket_mb = 16.0;  // gradient bucket size for the all-reduce
+  double bucket_mb = 16.0;      // gradient bucket size for the all-reduce
+  std::string device = "auto";  // auto (a GPU when LibTorch has CUDA and one is visible) | cpu | cuda
+  std::string backend = "auto"; // auto (NCCL for GPU tensors, MPI otherwise) | mpi | nccl
+  double timeout_s = 600;       // a device collective that takes longer ends the job (0: never)
 };
 
 struct CheckpointConfig {
@@ -66,6 +70,20 @@ struct OutputConfig {
   bool progress = true;
 };
 
+// A key of a model's own section ([kdvae], [gmvae], ...). Models declare theirs in the
+// model registry (src/models/registry.cpp), which registers them before any config is
+// read, so adding a model never touches this file.
+struct OptionSpec {
+  enum class Type { Int, Double, String, Bool };
+  std::string section, key, default_value, help;
+  Type type = Type::String;
+};
+void register_options(const std::vector<OptionSpec>& specs);
+const std::vector<OptionSpec>& registered_options();
+// The model names `model.name` accepts (filled by the registry; empty: not checked here).
+void register_model_name(const std::string& name);
+const std::vector<std::string>& registered_model_names();
+
 struct RunConfig {
   DataConfig data;
   ModelConfig model;
@@ -75,6 +93,14 @@ struct RunConfig {
   CheckpointConfig checkpoint;
   OutputConfig output;
   std::string source;  // the INI file this came from, if any
+  // Values of the registered model sections, "section.key" -> text (validated by type).
+  std::map<std::string, std::string> options;
+
+  // A registered option's value (its default when unset); UsageError if the key is unknown.
+  int64_t opt_int(const std::string& full_key) const;
+  double opt_double(const std::string& full_key) const;
+  std::string opt_string(const std::string& full_key) const;
+  bool opt_bool(const std::string& full_key) const;
 
   // Defaults, then `ini_path` (may be empty), then overrides ("--section.key=value" or
   // "section.key=value"). Throws UsageError on unknown keys or bad values.

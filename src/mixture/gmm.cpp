@@ -44,7 +44,7 @@ DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int
   torch::Tensor x = x_local.to(torch::kFloat64).contiguous();
   const int64_t n_total = comm.all_reduce_value<int64_t>(x.size(0));
   KMeansResult km = kmeans(comm, x, k, seed, 300, opt.kmeans_restarts);
-  torch::Tensor resp = torch::zeros({x.size(0), k}, torch::kFloat64);
+  torch::Tensor resp = torch::zeros({x.size(0), k}, x.options().dtype(torch::kFloat64));
   resp.scatter_(1, nearest(x, km.centers).unsqueeze(1), 1.0);
   DiagGmm g;
   m_step(comm, x, resp, n_total, opt.reg_covar, g);

@@ -34,11 +34,11 @@ torch::Tensor pick_weighted(dist::Communicator& comm, const torch::Tensor& x, co
     before += totals[r];
   }
   const int64_t j = x.size(1);
-  torch::Tensor row = torch::zeros({j}, torch::kFloat64);
+  torch::Tensor row = torch::zeros({j}, x.options().dtype(torch::kFloat64));
   if (comm.rank() == owner && x.size(0) > 0) {
     auto cum = w.cumsum(0);
     double t = target - before;
-    int64_t idx = torch::searchsorted(cum, torch::tensor({t}, torch::kFloat64), /*out_int32=*/false, /*right=*/true).item<int64_t>();
+    int64_t idx = torch::searchsorted(cum, torch::tensor({t}, cum.options()), /*out_int32=*/false, /*right=*/true).item<int64_t>();
     idx = std::min<int64_t>(idx, x.size(0) - 1);
     // skip zero-weight rows (already chosen points) when rounding lands on one
     while (idx > 0 && w[idx].item<double>() == 0) --idx;
@@ -52,7 +52,7 @@ torch::Tensor seed_plus_plus(dist::Communicator& comm, const torch::Tensor& x, i
   std::uniform_real_distribution<double> unif(0.0, 1.0);
   const int64_t n_trials = 2 + static_cast<int64_t>(std::log(double(k)));
   std::vector<torch::Tensor> centers;
-  centers.push_back(pick_weighted(comm, x, torch::ones({x.size(0)}, torch::kFloat64), unif(rng)));
+  centers.push_back(pick_weighted(comm, x, torch::ones({x.size(0)}, x.options().dtype(torch::kFloat64)), unif(rng)));
   torch::Tensor closest = sq_dist(x, centers[0].unsqueeze(0)).select(1, 0);
   for (int64_t c = 1; c < k; ++c) {
     std::vector<torch::Tensor> cand;
@@ -95,7 +95,7 @@ KMeansResult kmeans(dist::Communicator& comm, const torch::Tensor& x_local, int6
     int64_t it = 0;
     for (; it < iters; ++it) {
       torch::Tensor assign = sq_dist(x, c).argmin(1);
-      torch::Tensor onehot = torch::zeros({x.size(0), k}, torch::kFloat64);
+      torch::Tensor onehot = torch::zeros({x.size(0), k}, x.options().dtype(torch::kFloat64));
       onehot.scatter_(1, assign.unsqueeze(1), 1.0);
       torch::Tensor stats = torch::cat({onehot.sum(0), onehot.t().matmul(x).reshape({-1})});  // [K + K*J]
       dist::all_reduce(comm, stats);

@@ -24,9 +24,12 @@ struct LossTerms {
 enum class StageKind { Pretrain, MixtureInit, Main };
 
 struct Stage {
-  std::string name;  // "pretrain", "mixture_init", "train"
+  std::string name;  // "pretrain", "mixture_init", "train", ...
   StageKind kind;
-  int64_t epochs = 0;  // 0 for MixtureInit
+  int64_t epochs = 0;       // 0 for MixtureInit
+  double lr = 0;            // 0: pretrain.lr (Pretrain) or train.lr (Main)
+  double lr_mixture = 0;    // 0: train.lr_mixture
+  bool decay = true;        // apply [train]'s step decay (Main stages)
 };
 
 class ClusteringModel : public torch::nn::Module {
@@ -44,6 +47,10 @@ class ClusteringModel : public torch::nn::Module {
 
   // The recipe: the stages in order.
   virtual std::vector<Stage> recipe(const RunConfig& cfg) const = 0;
+  // Called before stage `index` of the recipe runs (also when a run resumes inside or
+  // after it, and with the last stage when a finished model is loaded): models whose
+  // stages have different objectives (k-DVAE: VaDE, then k networks) switch here.
+  virtual void set_stage(int64_t index) { (void)index; }
 
   // Pretraining objective (autoencoder) and its parameters; empty when there is none.
   virtual LossTerms pretrain_loss(const torch::Tensor& x) = 0;

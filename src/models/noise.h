@@ -11,27 +11,31 @@ namespace mixvae::models {
 
 class Noise {
  public:
-  Noise(uint64_t seed, int64_t global_rows, int64_t row_begin, int64_t row_end)
+  // Draws are made on the CPU and moved to `device`, so a run draws the same numbers on
+  // a CPU and on a GPU (the copy is small next to a training step).
+  Noise(uint64_t seed, int64_t global_rows, int64_t row_begin, int64_t row_end, torch::Device device = torch::kCPU)
       : gen_(torch::make_generator<torch::CPUGeneratorImpl>(seed)),
         global_rows_(global_rows),
         begin_(row_begin),
-        end_(row_end) {}
+        end_(row_end),
+        device_(device) {}
 
   // Standard normal [local rows, cols].
-  torch::Tensor normal(int64_t cols) {
-    auto all = torch::randn({global_rows_, cols}, gen_);
-    return (begin_ == 0 && end_ == global_rows_) ? all : all.slice(0, begin_, end_).contiguous();
-  }
+  torch::Tensor normal(int64_t cols) { return local(torch::randn({global_rows_, cols}, gen_)); }
   // Uniform on [0,1) [local rows, cols].
-  torch::Tensor uniform(int64_t cols) {
-    auto all = torch::rand({global_rows_, cols}, gen_);
-    return (begin_ == 0 && end_ == global_rows_) ? all : all.slice(0, begin_, end_).contiguous();
-  }
+  torch::Tensor uniform(int64_t cols) { return local(torch::rand({global_rows_, cols}, gen_)); }
   torch::Generator& generator() { return gen_; }
+  torch::Device device() const { return device_; }
 
  private:
   torch::Generator gen_;
   int64_t global_rows_, begin_, end_;
+  torch::Device device_;
+
+  torch::Tensor local(torch::Tensor all) const {
+    if (begin_ != 0 || end_ != global_rows_) all = all.slice(0, begin_, end_).contiguous();
+    return device_.is_cpu() ? all : all.to(device_, /*non_blocking=*/true);
+  }
 };
 
 // splitmix64 of a tuple of counters: independent seeds for (seed, stage, epoch, step, rank).

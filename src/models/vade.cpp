@@ -103,7 +103,7 @@ torch::Tensor Vade::posterior(const torch::Tensor& x) {
 }
 
 torch::Tensor Vade::sample(int64_t cluster, int64_t n, torch::Generator& gen) {
-  torch::Tensor eps = torch::randn({n, j_}, gen);
+  torch::Tensor eps = torch::randn({n, j_}, gen).to(mu_c.device());  // drawn on the CPU: the same on any device
   torch::Tensor z = mu_c[cluster].unsqueeze(0) + torch::exp(0.5 * clamped_log_sigma2_c()[cluster]).unsqueeze(0) * eps;
   torch::Tensor out = decode_logits(z);
   return bernoulli_ ? torch::sigmoid(out) : out;

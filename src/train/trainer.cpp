@@ -14,10 +14,12 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "dist/grad_reducer.h"
+#include "dist/nccl_communicator.h"
 #include "dist/tensor_ops.h"
 #include "models/noise.h"
-#include "models/vade.h"
+#include "models/registry.h"
 #include "train/checkpoint.h"
+#include "train/device.h"
 #include "train/sample_grid.h"
 
 namespace mixvae::train {
@@ -55,33 +57,37 @@ bool use_bernoulli(const RunConfig& cfg, bool unit_interval) {
 }
 
 std::shared_ptr<models::ClusteringModel> make_model(const RunConfig& cfg, int64_t input_dim, bool bernoulli) {
-  if (cfg.model.name == "vade") return std::make_shared<models::Vade>(input_dim, cfg.model, bernoulli);
-  throw UsageError("model.name: unknown model '" + cfg.model.name + "' (known: vade)");
+  return models::make_model(cfg, input_dim, bernoulli);
 }
 
 Trainer::Trainer(dist::Communicator& comm, RunConfig cfg) : comm_(comm), cfg_(std::move(cfg)) {}
 
 std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage& stage) {
   if (stage.kind == models::StageKind::Pretrain) {
-    auto opts = torch::optim::AdamOptions(cfg_.pretrain.lr).eps(cfg_.pretrain.adam_eps);
+    auto opts = torch::optim::AdamOptions(stage.lr > 0 ? stage.lr : cfg_.pretrain.lr).eps(cfg_.pretrain.adam_eps);
     return std::make_unique<torch::optim::Adam>(model_->pretrain_parameters(), opts);
   }
   // Two parameter groups: networks and mixture, each with its own learning rate
-  // (VaDE's adam_nn and adam_gmm, models-math §3.3).
+  // (VaDE's adam_nn and adam_gmm, models-math §3.3); models without mixture parameters
+  // in this stage have one group.
+  const double lr = stage.lr > 0 ? stage.lr : cfg_.train.lr;
+  const double lr_mix = stage.lr_mixture > 0 ? stage.lr_mixture : cfg_.train.lr_mixture;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(model_->network_parameters(),
-                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(cfg_.train.lr).eps(cfg_.train.adam_eps)));
-  groups.emplace_back(model_->mixture_parameters(),
-                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(cfg_.train.lr_mixture).eps(cfg_.train.adam_eps)));
-  return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(cfg_.train.lr).eps(cfg_.train.adam_eps));
+                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps)));
+  auto mix = model_->mixture_parameters();
+  if (!mix.empty())
+    groups.emplace_back(mix, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr_mix).eps(cfg_.train.adam_eps)));
+  return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps));
 }
 
 void Trainer::set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt) {
   if (stage.kind != models::StageKind::Main) return;
   // lr_e = max(floor, lr0 * decay^floor(e / every)), e counted from 0: the step decay of
   // the VaDE paper (x0.9 every 10 epochs) with the reference's floor.
+  if (!stage.decay) return;
   double factor = cfg_.train.lr_decay_every > 0 ? std::pow(cfg_.train.lr_decay, double(epoch / cfg_.train.lr_decay_every)) : 1.0;
-  double base[2] = {cfg_.train.lr, cfg_.train.lr_mixture};
+  double base[2] = {stage.lr > 0 ? stage.lr : cfg_.train.lr, stage.lr_mixture > 0 ? stage.lr_mixture : cfg_.train.lr_mixture};
   auto& groups = opt.param_groups();
   for (size_t g = 0; g < groups.size() && g < 2; ++g) {
     static_cast<torch::optim::AdamOptions&>(groups[g].options()).lr(std::max(cfg_.train.lr_floor, base[g] * factor));
@@ -101,14 +107,14 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
   int64_t seen = 0;
   for (int64_t s = 0; s < plan.steps(); ++s) {
     StepSlice sl = plan.step(s);
-    torch::Tensor xb = data_.x.index_select(0, sl.rows);
+    torch::Tensor xb = data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_));
     models::LossTerms terms;
     if (stage.kind == models::StageKind::Pretrain) {
       terms = model_->pretrain_loss(xb);
     } else {
       uint64_t nseed = models::mix_seed(seed, 2000 + stage_index, epoch, s, data_.global_mode ? 0 : comm_.rank() + 1);
       models::Noise noise(nseed, data_.global_mode ? sl.global_rows : sl.end - sl.begin,
-                          data_.global_mode ? sl.begin : 0, data_.global_mode ? sl.end : sl.end - sl.begin);
+                          data_.global_mode ? sl.begin : 0, data_.global_mode ? sl.end : sl.end - sl.begin, device_);
       terms = model_->loss(xb, noise);
     }
     opt.zero_grad();
@@ -170,15 +176,45 @@ TrainResult Trainer::run(bool resume) {
   // operation on x86; flushing them to zero changes no result that matters.
   at::globalContext().setFlushDenormal(true);
 
+  dist::agree(comm_, [&] {
+    device_ = select_device(cfg_.dist.device, local_rank());
+    if (cfg_.dist.backend == "nccl" && !device_.is_cuda())
+      throw UsageError("dist.backend = nccl needs GPU tensors (dist.device = cuda or auto with a GPU)");
+    if (cfg_.dist.backend == "nccl" && !dist::nccl_available())
+      throw UsageError("dist.backend = nccl, but this mixvae was built without NCCL (docs/gpu.md)");
+  });
+  // NCCL needs a GPU of its own per rank: with more ranks on a node than GPUs, `auto`
+  // keeps the MPI path (host copies), and `nccl` is refused with a clear message.
+  bool shared_gpu = false;
+  if (device_.is_cuda()) {
+    int local = local_ranks(), gpus = int(torch::cuda::device_count());
+    shared_gpu = comm_.all_reduce_value<int64_t>(local > gpus ? 1 : 0, dist::ReduceOp::Max) != 0;
+  }
+  dist::agree(comm_, [&] {
+    if (cfg_.dist.backend == "nccl" && shared_gpu && comm_.size() > 1)
+      throw UsageError("dist.backend = nccl needs one GPU per rank, but a node runs more ranks than it has GPUs "
+                       "(start fewer ranks per node, or use dist.backend = mpi or auto)");
+  });
+  if (device_.is_cuda() && comm_.size() > 1 && cfg_.dist.backend != "mpi" && dist::nccl_available() && !shared_gpu) {
+    // Gradients and mixture statistics are all-reduced on the GPUs; host values still go
+    // through comm_ (the NCCL communicator forwards host buffers to it).
+    nccl_ = dist::make_nccl_communicator(comm_, int(device_.index()), cfg_.dist.timeout_s);
+  }
   data_ = load_train_data(comm_, cfg_);
   dist::agree(comm_, [&] { bernoulli_ = use_bernoulli(cfg_, data_.unit_interval); });
+  if (!device_.is_cpu()) {
+    // The shard goes to the GPU once, through pinned memory; labels stay on the host
+    // (evaluation counts on the CPU).
+    data_.x = data_.x.pin_memory().to(device_, /*non_blocking=*/true);
+  }
   torch::manual_seed(cfg_.train.seed);
-  model_ = make_model(cfg_, data_.d, bernoulli_);
+  model_ = make_model(cfg_, data_.d, bernoulli_);  // initialised on the CPU: the same weights on any device
+  model_->to(device_);
   {
     std::vector<torch::Tensor> all;
     for (auto& p : model_->parameters()) all.push_back(p);
     for (auto& b : model_->buffers()) all.push_back(b);
-    dist::broadcast_parameters(comm_, all, 0);
+    dist::broadcast_parameters(tcomm(), all, 0);
   }
 
   const std::string ckpt = checkpoint_path(cfg_);
@@ -206,9 +242,11 @@ TrainResult Trainer::run(bool resume) {
     }
   });
 
+  if (nccl_) log::info("GPU collectives: NCCL " + dist::nccl_version() + " on " + std::to_string(comm_.size()) + " ranks");
   log::info("mixvae " MIXVAE_VERSION ": " + model_->name() + " on " + data_.path + " (" + std::to_string(data_.n_global) +
             " x " + std::to_string(data_.d) + ", " + (bernoulli_ ? "bernoulli" : "gaussian") + " likelihood), " +
-            std::to_string(comm_.size()) + " rank(s) x " + std::to_string(threads) + " thread(s), " +
+            std::to_string(comm_.size()) + " rank(s) x " +
+            (device_.is_cpu() ? std::to_string(threads) + " thread(s)" : describe_device(device_)) + ", " +
             (data_.global_mode ? "global" : "shard") + " shuffle, seed " + std::to_string(cfg_.train.seed));
 
   if (comm_.rank() == 0) {
@@ -236,14 +274,15 @@ TrainResult Trainer::run(bool resume) {
   const auto recipe = model_->recipe(cfg_);
   for (int64_t si = start_stage; si < int64_t(recipe.size()); ++si) {
     const models::Stage& stage = recipe[si];
+    model_->set_stage(si);
     if (stage.kind == models::StageKind::MixtureInit) {
       double t0 = now_s();
       // Every sample once: each rank embeds its evaluation rows.
       model_->eval();
       torch::Tensor z = map_rows(data_.x.slice(0, data_.eval_begin, data_.eval_end), 2000,
                                  [&](const torch::Tensor& xb) { return model_->embed(xb); },
-                                 torch::empty({0, cfg_.model.latent}));
-      std::string msg = model_->init_mixture(comm_, z, cfg_);
+                                 torch::empty({0, cfg_.model.latent}, data_.x.options()));
+      std::string msg = model_->init_mixture(tcomm(), z, cfg_);
       EvalResult ev = evaluate(comm_, *model_, data_);
       json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", 0}, {"seconds", now_s() - t0}, {"info", msg}};
       if (ev.has_labels) j.update({{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}});
@@ -260,7 +299,7 @@ TrainResult Trainer::run(bool resume) {
     std::vector<torch::Tensor> params;
     for (auto& g : opt->param_groups())
       for (auto& p : g.params()) params.push_back(p);
-    dist::GradReducer reducer(comm_, params, cfg_.dist.bucket_mb);
+    dist::GradReducer reducer(tcomm(), params, cfg_.dist.bucket_mb);
     int64_t first = si == start_stage ? start_epoch : 0;
     if (resume && si == start_stage && first > 0) load_checkpoint(ckpt, *model_, opt.get());
     for (int64_t e = first; e < stage.epochs; ++e) {
@@ -323,6 +362,7 @@ TrainResult Trainer::run(bool resume) {
     }
   }
   if (!final_evaluated) {  // e.g. resuming a finished run, or a recipe that ends without a main stage
+    model_->set_stage(int64_t(recipe.size()) - 1);
     model_->eval();
     result.eval = evaluate(comm_, *model_, data_);
   }
@@ -339,7 +379,7 @@ void Trainer::write_outputs(const TrainResult& r) {
             {"loss", r.loss}, {"seconds", r.seconds}, {"occupancy", r.eval.occupancy},
             {"empty_clusters", r.eval.empty_clusters}, {"mean_entropy", r.eval.mean_entropy},
             {"config_hash", cfg_.hash()},
-            {"threads", torch::get_num_threads()},
+            {"threads", torch::get_num_threads()}, {"device", describe_device(device_)},
             {"versions", {{"mixvae", MIXVAE_VERSION}, {"libtorch", TORCH_VERSION}, {"hdf5", H5_VERS_INFO},
                           {"mpi", dist::mpi_library_version()}}}};
   if (r.eval.has_labels) {
@@ -362,6 +402,8 @@ std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
   auto model = make_model(*cfg, meta.input_dim, meta.bernoulli);
   load_checkpoint(path, *model, nullptr);
+  // The objective the checkpoint was written in (the last stage once the run is done).
+  model->set_stage(std::min<int64_t>(meta.stage_index, int64_t(model->recipe(*cfg).size()) - 1));
   model->eval();
   return model;
 }

@@ -45,6 +45,10 @@ class Trainer {
   TrainData data_;
   std::shared_ptr<models::ClusteringModel> model_;
   bool bernoulli_ = true;
+  torch::Device device_ = torch::kCPU;
+  std::unique_ptr<dist::Communicator> nccl_;  // GPU collectives (NCCL) over comm_, when used
+  // The communicator for tensor collectives: NCCL for GPU tensors when available, else comm_.
+  dist::Communicator& tcomm() { return nccl_ ? *nccl_ : comm_; }
   int64_t stop_after_ = 0;
   double start_time_ = 0;
 

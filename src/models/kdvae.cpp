@@ -1,0 +1,177 @@
+#include "models/kdvae.h"
+
+#include <sstream>
+
+#include "core/errors.h"
+#include "mixture/kmeans.h"
+#include "models/mlp.h"
+
+namespace mixvae::models {
+
+KDvae::KDvae(int64_t d, const RunConfig& cfg, bool bernoulli, bool variational)
+    : d_(d), k_(cfg.model.clusters), j_(cfg.model.latent), bernoulli_(bernoulli), variational_(variational) {
+  const std::string sec = variational ? "kdvae." : "kdae.";
+  const std::string init = cfg.opt_string(sec + "init");
+  if (init != "vade" && init != "ae")
+    throw UsageError(sec + "init must be 'vade' or 'ae', got '" + init + "'");
+  vade_init_ = init == "vade";
+  // The initialiser: VaDE's D-500-500-2000-J autoencoder and mixture ([model] keys).
+  init_ = register_module("init", std::make_shared<Vade>(d, cfg.model, bernoulli));
+  // k pairs D-500-100-J / J-100-500-D (paper §4.2); a VAE encoder emits mu and log sigma^2.
+  std::vector<int64_t> hidden = parse_widths(cfg.opt_string(sec + "hidden"));
+  std::vector<int64_t> enc{d};
+  enc.insert(enc.end(), hidden.begin(), hidden.end());
+  enc.push_back(variational ? 2 * j_ : j_);
+  std::vector<int64_t> dec{j_};
+  dec.insert(dec.end(), hidden.rbegin(), hidden.rend());
+  dec.push_back(d);
+  enc_ = register_module("enc", StackedMlp(k_, enc));
+  dec_ = register_module("dec", StackedMlp(k_, dec));
+  centers_ = register_buffer("centers", torch::zeros({k_, j_}));
+  clamp_ = cfg.model.logvar_clamp;
+  stage_names_ = vade_init_ ? std::vector<std::string>{"pretrain", "mixture_init", "vade", "kmeans_init", "warmup", "train"}
+                            : std::vector<std::string>{"pretrain", "kmeans_init", "warmup", "train"};
+}
+
+std::vector<Stage> KDvae::recipe(const RunConfig& cfg) const {
+  const std::string sec = variational_ ? "kdvae." : "kdae.";
+  const double lr = cfg.opt_double(sec + "lr");
+  std::vector<Stage> s;
+  s.push_back({"pretrain", StageKind::Pretrain, cfg.pretrain.epochs});
+  if (vade_init_) {
+    s.push_back({"mixture_init", StageKind::MixtureInit, 0});
+    s.push_back({"vade", StageKind::Main, cfg.train.epochs});  // VaDE with [train]'s schedule
+  }
+  s.push_back({"kmeans_init", StageKind::MixtureInit, 0});
+  // Warm-up and the k-network objective: constant learning rate (the papers give none).
+  s.push_back({"warmup", StageKind::Main, cfg.opt_int(sec + "warmup_epochs"), lr, lr, false});
+  s.push_back({"train", StageKind::Main, cfg.opt_int(sec + "epochs"), lr, lr, false});
+  return s;
+}
+
+void KDvae::set_stage(int64_t index) {
+  stage_ = std::min<int64_t>(index, int64_t(stage_names_.size()) - 1);
+  const std::string& n = stage_names_[size_t(stage_)];
+  phase_ = (n == "warmup" || n == "train") ? Phase::Networks : Phase::Init;
+}
+
+const std::string& KDvae::stage_name() const { return stage_names_[size_t(stage_)]; }
+
+torch::Tensor KDvae::log_px(const torch::Tensor& out, const torch::Tensor& x) {
+  torch::Tensor xt = x.unsqueeze(0).expand_as(out);
+  if (bernoulli_) {
+    // log Ber(x | sigmoid(out)) summed over D (the binary case of paper §3.1).
+    return -torch::binary_cross_entropy_with_logits(out, xt, {}, {}, at::Reduction::None).sum(2);
+  }
+  // Real-valued data: a Gaussian of fixed variance 1/2, i.e. minus the squared error,
+  // as VaDE's reference does for non-binary data (docs/models.md).
+  return -(out - xt).pow(2).sum(2);
+}
+
+torch::Tensor KDvae::scores(const torch::Tensor& x, const torch::Tensor* eps) {
+  torch::Tensor h = enc_->forward(x);  // [K, B, 2J] or [K, B, J]
+  if (!variational_) return log_px(dec_->forward(h), x);  // k-DAE: -reconstruction error
+  torch::Tensor mu = h.narrow(2, 0, j_), logvar = h.narrow(2, j_, j_).clamp(-clamp_, clamp_);
+  if (eps) {
+    // Eq. 6's term: log p(x | z_i) - KL(N(mu_i, Sigma_i) || N(0, I)), z_i = mu_i + sigma_i eps_i.
+    torch::Tensor z = mu + torch::exp(0.5 * logvar) * *eps;
+    torch::Tensor kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(2);
+    return log_px(dec_->forward(z), x) - kl;
+  }
+  // Eq. 8: log p(x | mu_i) - 1/2 ||mu_i||^2 + sum_s log sigma_is.
+  return log_px(dec_->forward(mu), x) - 0.5 * mu.pow(2).sum(2) + 0.5 * logvar.sum(2);
+}
+
+torch::Tensor KDvae::scores_loop(const torch::Tensor& x, const torch::Tensor* eps) {
+  std::vector<torch::Tensor> rows;
+  for (int64_t i = 0; i < k_; ++i) {
+    torch::Tensor h = enc_->forward_one(i, x);
+    if (!variational_) {
+      rows.push_back(log_px(dec_->forward_one(i, h).unsqueeze(0), x)[0]);
+      continue;
+    }
+    torch::Tensor mu = h.narrow(1, 0, j_), logvar = h.narrow(1, j_, j_).clamp(-clamp_, clamp_);
+    if (eps) {
+      torch::Tensor z = mu + torch::exp(0.5 * logvar) * (*eps)[i];
+      torch::Tensor kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1);
+      rows.push_back(log_px(dec_->forward_one(i, z).unsqueeze(0), x)[0] - kl);
+    } else {
+      rows.push_back(log_px(dec_->forward_one(i, mu).unsqueeze(0), x)[0] - 0.5 * mu.pow(2).sum(1) +
+                     0.5 * logvar.sum(1));
+    }
+  }
+  return torch::stack(rows, 0);
+}
+
+torch::Tensor KDvae::initial_cluster(const torch::Tensor& x) {
+  torch::NoGradGuard ng;
+  return mixture::nearest(init_->embed(x), centers_);
+}
+
+LossTerms KDvae::loss(const torch::Tensor& x, Noise& noise) {
+  if (phase_ != Phase::Networks) return init_->loss(x, noise);  // the VaDE stage
+  torch::Tensor eps;
+  if (variational_) eps = noise.normal(k_ * j_).view({x.size(0), k_, j_}).permute({1, 0, 2});
+  torch::Tensor s = scores(x, variational_ ? &eps : nullptr);  // [K, B]
+  torch::Tensor picked;
+  if (stage_name() == "warmup") {
+    // Each pair trains on the rows of its initial cluster (paper §4.2's initialisation).
+    picked = s.gather(0, initial_cluster(x).unsqueeze(0)).squeeze(0);
+  } else {
+    picked = std::get<0>(s.max(0));  // Eq. 6 (k-DAE: the hard-min reconstruction error)
+  }
+  LossTerms out;
+  out.total = -picked.sum();
+  out.parts = {{variational_ ? "neg_elbo" : "recon", out.total.detach()}};
+  return out;
+}
+
+torch::Tensor KDvae::posterior(const torch::Tensor& x) {
+  if (phase_ == Phase::Networks) return torch::softmax(scores(x, nullptr).t(), 1);
+  if (phase_ == Phase::KMeans) {
+    torch::Tensor z = init_->embed(x);
+    return torch::one_hot(mixture::nearest(z, centers_), k_).to(torch::kFloat32);
+  }
+  return init_->posterior(x);
+}
+
+torch::Tensor KDvae::assign(const torch::Tensor& x) {
+  if (phase_ == Phase::Networks) return scores(x, nullptr).argmax(0);  // Eq. 8
+  return posterior(x).argmax(1);
+}
+
+torch::Tensor KDvae::sample(int64_t cluster, int64_t n, torch::Generator& gen) {
+  if (phase_ != Phase::Networks) return init_->sample(cluster, n, gen);
+  // Paper §4.4: z ~ N(0, I) through the cluster's own decoder.
+  torch::Tensor out = dec_->forward_one(cluster, torch::randn({n, j_}, gen).to(centers_.device()));
+  return bernoulli_ ? torch::sigmoid(out) : out;
+}
+
+std::string KDvae::init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) {
+  if (stage_name() == "mixture_init") return init_->init_mixture(comm, z_local, cfg);
+  // k-means on the initialiser's latent means (paper §4.2), every rank's rows.
+  torch::NoGradGuard ng;
+  const std::string sec = variational_ ? "kdvae." : "kdae.";
+  mixture::KMeansResult km = mixture::kmeans(comm, z_local, k_, cfg.train.seed, cfg.opt_int(sec + "kmeans_iters"),
+                                             cfg.opt_int(sec + "kmeans_restarts"));
+  centers_.copy_(km.centers.to(torch::kFloat32));
+  phase_ = Phase::KMeans;
+  std::ostringstream msg;
+  msg << "k-means on the " << (vade_init_ ? "VaDE" : "autoencoder") << " latent means: " << km.iterations
+      << " Lloyd iterations, inertia " << km.inertia;
+  return msg.str();
+}
+
+std::vector<torch::Tensor> KDvae::network_parameters() {
+  if (phase_ != Phase::Networks) return init_->network_parameters();
+  std::vector<torch::Tensor> p = enc_->parameters();
+  for (auto& t : dec_->parameters()) p.push_back(t);
+  return p;
+}
+
+std::vector<torch::Tensor> KDvae::mixture_parameters() {
+  if (phase_ != Phase::Networks) return init_->mixture_parameters();
+  return {};
+}
+
+}  // namespace mixvae::models

@@ -1,0 +1,48 @@
+#include "models/stacked_mlp.h"
+
+#include <cmath>
+
+namespace mixvae::models {
+
+StackedMlpImpl::StackedMlpImpl(int64_t k, const std::vector<int64_t>& sizes) : k_(k) {
+  torch::NoGradGuard ng;
+  for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+    const double bound = std::sqrt(6.0 / double(sizes[l] + sizes[l + 1]));
+    weights_.push_back(register_parameter("w" + std::to_string(l),
+                                          torch::empty({k, sizes[l], sizes[l + 1]}).uniform_(-bound, bound)));
+    biases_.push_back(register_parameter("b" + std::to_string(l), torch::zeros({k, 1, sizes[l + 1]})));
+  }
+}
+
+torch::Tensor StackedMlpImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h;
+  size_t first = 0;
+  if (x.dim() == 2) {
+    // Shared input: [B, in] x [in, K*h] in one GEMM (better shaped than K small ones, and
+    // its weight gradient is one GEMM too), then viewed as [K, B, h].
+    const int64_t in = weights_[0].size(1), out = weights_[0].size(2), b = x.size(0);
+    torch::Tensor w = weights_[0].permute({1, 0, 2}).reshape({in, k_ * out});
+    torch::Tensor bias = biases_[0].reshape({1, k_ * out});
+    h = torch::addmm(bias, x, w).view({b, k_, out}).transpose(0, 1);
+    first = 1;
+    if (weights_.size() > 1) h = torch::relu(h);
+  } else {
+    h = x;
+  }
+  for (size_t l = first; l < weights_.size(); ++l) {
+    h = torch::baddbmm(biases_[l], h, weights_[l]);
+    if (l + 1 < weights_.size()) h = torch::relu(h);
+  }
+  return h;
+}
+
+torch::Tensor StackedMlpImpl::forward_one(int64_t i, const torch::Tensor& x) {
+  torch::Tensor h = x;
+  for (size_t l = 0; l < weights_.size(); ++l) {
+    h = torch::addmm(biases_[l][i], h, weights_[l][i]);
+    if (l + 1 < weights_.size()) h = torch::relu(h);
+  }
+  return h;
+}
+
+}  // namespace mixvae::models
