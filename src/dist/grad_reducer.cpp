@@ -11,7 +11,8 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
   int64_t filled = 0;
   auto close = [&] {
     if (cur.members.empty()) return;
-    cur.flat = torch::zeros({filled + 1}, torch::kFloat32);  // +1: the ride-along value
+    // On the parameters' device: an NCCL communicator reduces it in place on the GPU.
+    cur.flat = torch::zeros({filled + 1}, params_[cur.members.front()].options().dtype(torch::kFloat32));  // +1: ride-along
     buckets_.push_back(std::move(cur));
     cur = Bucket{};
     filled = 0;

@@ -2,6 +2,12 @@
 
 #include <stdexcept>
 
+#include "dist/nccl_communicator.h"
+
+#ifdef MIXVAE_TORCH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 namespace mixvae::dist {
 
 DType dtype_of(const torch::Tensor& t) {
@@ -16,10 +22,26 @@ DType dtype_of(const torch::Tensor& t) {
 }
 
 namespace {
-template <class Fn> void with_contiguous_cpu(torch::Tensor& t, Fn&& fn) {
+// A CUDA tensor goes to an NCCL communicator as it is (on the stream it was produced
+// on); to any other back end it goes through a host copy.
+template <class Fn> void with_contiguous_cpu(Communicator& comm, torch::Tensor& t, Fn&& fn) {
   if (t.is_contiguous() && t.device().is_cpu()) {
     fn(t);
     return;
+  }
+  if (t.is_cuda()) {
+    if (auto* nccl = dynamic_cast<NcclCommunicator*>(&comm)) {
+#ifdef MIXVAE_TORCH_CUDA
+      nccl->set_stream(c10::cuda::getCurrentCUDAStream(t.device().index()).stream());
+#endif
+      torch::Tensor c = t.contiguous();
+      fn(c);
+      if (!c.is_same(t)) {
+        torch::NoGradGuard ng;
+        t.copy_(c);
+      }
+      return;
+    }
   }
   torch::Tensor tmp = t.to(torch::kCPU).contiguous();
   fn(tmp);
@@ -30,14 +52,14 @@ template <class Fn> void with_contiguous_cpu(torch::Tensor& t, Fn&& fn) {
 
 void all_reduce(Communicator& comm, torch::Tensor& t, ReduceOp op) {
   if (comm.size() == 1 || t.numel() == 0) return;
-  with_contiguous_cpu(t, [&](torch::Tensor& c) {
+  with_contiguous_cpu(comm, t, [&](torch::Tensor& c) {
     comm.all_reduce(c.data_ptr(), static_cast<size_t>(c.numel()), dtype_of(c), op);
   });
 }
 
 void broadcast(Communicator& comm, torch::Tensor& t, int root) {
   if (comm.size() == 1 || t.numel() == 0) return;
-  with_contiguous_cpu(t, [&](torch::Tensor& c) {
+  with_contiguous_cpu(comm, t, [&](torch::Tensor& c) {
     comm.broadcast(c.data_ptr(), static_cast<size_t>(c.numel()), dtype_of(c), root);
   });
 }
@@ -50,7 +72,7 @@ void broadcast_parameters(Communicator& comm, const std::vector<torch::Tensor>& 
   for (const auto& t : tensors) (t.scalar_type() == torch::kFloat32 ? f32 : other).push_back(t);
   if (!f32.empty()) {
     std::vector<torch::Tensor> flat_parts;
-    for (auto& t : f32) flat_parts.push_back(t.detach().reshape({-1}).to(torch::kCPU));
+    for (auto& t : f32) flat_parts.push_back(t.detach().reshape({-1}));
     torch::Tensor flat = torch::cat(flat_parts);
     broadcast(comm, flat, root);
     int64_t off = 0;

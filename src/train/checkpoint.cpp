@@ -8,6 +8,8 @@
 #include <iomanip>
 #include <map>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 
 #include "core/errors.h"
 #include "core/sha256.h"
@@ -21,6 +23,20 @@ namespace {
 
 constexpr int64_t kFormat = 1;
 
+// The key of a parameter in the optimiser's state map: its TensorImpl address as text in
+// LibTorch 1.x, the address itself in 2.x. Both spellings compile; the map decides.
+using StateMap = std::decay_t<decltype(std::declval<torch::optim::Adam&>().state())>;
+template <class Key> Key state_key_as(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;  // what c10::guts::to_string(void*) wrote
+    os << p.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+StateMap::key_type state_key(const torch::Tensor& p) { return state_key_as<StateMap::key_type>(p); }
+
 // Digest of a tensor: its name, then its bytes.
 void add_tensor(Sha256& sha, const std::string& name, const torch::Tensor& t) {
   sha.add(name);
@@ -32,21 +48,21 @@ std::map<std::string, torch::Tensor> tensors_of(models::ClusteringModel& model, 
   std::map<std::string, torch::Tensor> out;
   std::map<const void*, std::string> names;
   for (const auto& p : model.named_parameters(true)) {
-    out["params/" + p.key()] = p.value().detach().contiguous();
+    out["params/" + p.key()] = p.value().detach().to(torch::kCPU).contiguous();
     names[p.value().unsafeGetTensorImpl()] = p.key();
   }
-  for (const auto& b : model.named_buffers(true)) out["buffers/" + b.key()] = b.value().detach().contiguous();
+  for (const auto& b : model.named_buffers(true)) out["buffers/" + b.key()] = b.value().detach().to(torch::kCPU).contiguous();
   if (opt) {
     auto& state = opt->state();
     for (const auto& group : opt->param_groups()) {
       for (const auto& p : group.params()) {
-        auto it = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+        auto it = state.find(state_key(p));
         if (it == state.end()) continue;
         auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
         const std::string base = "optim/" + names.at(p.unsafeGetTensorImpl());
-        out[base + "/exp_avg"] = s.exp_avg().detach().contiguous();
-        out[base + "/exp_avg_sq"] = s.exp_avg_sq().detach().contiguous();
-        out[base + "/step"] = torch::tensor({s.step()}, torch::kInt64);
+        out[base + "/exp_avg"] = s.exp_avg().detach().to(torch::kCPU).contiguous();
+        out[base + "/exp_avg_sq"] = s.exp_avg_sq().detach().to(torch::kCPU).contiguous();
+        out[base + "/step"] = torch::full({1}, static_cast<int64_t>(s.step()), torch::kInt64);
       }
     }
   }
@@ -193,9 +209,9 @@ CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel&
         if (ea == loaded.end()) continue;
         auto st = std::make_unique<torch::optim::AdamParamState>();
         st->step(loaded.at(base + "/step").item<int64_t>());
-        st->exp_avg(ea->second.clone());
-        st->exp_avg_sq(loaded.at(base + "/exp_avg_sq").clone());
-        state[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
+        st->exp_avg(ea->second.to(p.device()).clone());  // saved from any device, restored to this one
+        st->exp_avg_sq(loaded.at(base + "/exp_avg_sq").to(p.device()).clone());
+        state[state_key(p)] = std::move(st);
       }
     }
   }

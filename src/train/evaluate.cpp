@@ -21,7 +21,7 @@ EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, co
     torch::Tensor q = model.posterior(xb);
     entropy -= (q * q.clamp_min(1e-30).log()).sum().item<double>();
     return q.argmax(1);
-  }, torch::empty({0}, torch::kInt64)).contiguous();
+  }, torch::empty({0}, torch::kInt64)).to(torch::kCPU).contiguous();
 
   EvalResult r;
   r.has_labels = data.y.defined() && data.num_classes > 0;

@@ -22,7 +22,7 @@ void write_sample_grid(models::ClusteringModel& model, const std::string& path, 
   const int64_t w = static_cast<int64_t>(std::ceil(std::sqrt(double(d))));
   const int64_t h = (d + w - 1) / w;
   if (h * w != d) all = torch::constant_pad_nd(all, {0, h * w - d}, 0.0);
-  all = all.contiguous().to(torch::kFloat32);
+  all = all.to(torch::kCPU, torch::kFloat32).contiguous();
   std::vector<float> pixels(all.data_ptr<float>(), all.data_ptr<float>() + all.numel());
   eval::write_png_grid(path, pixels, k, n, h, w);
 }
