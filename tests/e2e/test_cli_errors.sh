@@ -3,8 +3,10 @@
 # output file behind.
 source "$(dirname "$0")/common.sh"
 
-"$MIXVAE" --help | grep -q "usage: mixvae" && ok "--help" || bad "--help"
-"$MIXVAE" train --help | grep -q "train.batch_size" && ok "train --help lists keys" || bad "train --help"
+# Output captured first: `grep -q` stops reading early, which under pipefail would turn the
+# writer's broken pipe into a failure.
+help_out="$("$MIXVAE" --help)"; grep -q "usage: mixvae" <<<"$help_out" && ok "--help" || bad "--help"
+help_out="$("$MIXVAE" train --help)"; grep -q "train.batch_size" <<<"$help_out" && ok "train --help lists keys" || bad "train --help"
 expect_error 2 "unknown command 'trian'" -- "$MIXVAE" trian
 expect_error 2 "unknown option --bogus" -- "$MIXVAE" prepare --dataset mnist --bogus 1 --out "$TMP/x.h5"
 expect_error 2 "none: no such directory" -- "$MIXVAE" prepare --dataset mnist --raw "$TMP/none" --out "$TMP/x.h5"

@@ -31,8 +31,10 @@ grep -q "^  [0-9]\.[0-9]\{7\}e[-+][0-9]\{3\}\| -[0-9]\.[0-9]\{7\}e[-+][0-9]\{3\}
 out="$("$MIXVAE" prepare --dataset har --raw "$TMP/har" --out "$TMP/har.h5")"
 [ $? -eq 0 ] && printf '%s' "$out" | grep -q "9 x 561, 6 classes (har)" && ok "prepare har: $out" \
   || bad "prepare har: $out"
-"$MIXVAE" prepare --dataset har --raw "$HAR" --first 8 --out "$TMP/har8.h5" | grep -q "8 x 561" \
-  && ok "prepare har --first 8" || bad "prepare har --first 8"
+# (Output is captured before grep: with pipefail, `grep -q` closing the pipe early could
+# fail the producer with SIGPIPE.)
+out="$("$MIXVAE" prepare --dataset har --raw "$HAR" --first 8 --out "$TMP/har8.h5")"
+printf '%s' "$out" | grep -q "8 x 561" && ok "prepare har --first 8" || bad "prepare har --first 8: $out"
 expect_error 2 "first 10 asks for more rows" -- "$MIXVAE" prepare --dataset har --raw "$HAR" --first 10 --out "$TMP/h10.h5"
 
 cp -r "$TMP/har" "$TMP/har_bad"
@@ -61,10 +63,10 @@ printf '.I 2\n.W\nbanana cherry\n\n' > "$R/lyrl2004_tokens_test_pt1.dat"
 printf '.I 3\n.W\ncherry cherry\ndate\n\n' > "$R/lyrl2004_tokens_test_pt2.dat"
 printf '.I 6\n.W\nother\n\n' > "$R/lyrl2004_tokens_test_pt3.dat"
 printf '.I 4\n.W\napple date\n\n' > "$R/lyrl2004_tokens_train.dat"
-"$MIXVAE" prepare --dataset reuters --raw "$R" --docs 3 --vocab 3 --out "$TMP/r.h5" | grep -q "3 x 3, 4 classes" \
-  && ok "prepare reuters (dec)" || bad "prepare reuters (dec)"
-"$MIXVAE" prepare --dataset reuters --raw "$R" --subset dec-keras --docs 4 --vocab 2 --out "$TMP/rk.h5" \
-  | grep -q "4 x 2, 4 classes" && ok "prepare reuters (dec-keras)" || bad "prepare reuters (dec-keras)"
+out="$("$MIXVAE" prepare --dataset reuters --raw "$R" --docs 3 --vocab 3 --out "$TMP/r.h5")"
+printf '%s' "$out" | grep -q "3 x 3, 4 classes" && ok "prepare reuters (dec)" || bad "prepare reuters (dec): $out"
+out="$("$MIXVAE" prepare --dataset reuters --raw "$R" --subset dec-keras --docs 4 --vocab 2 --out "$TMP/rk.h5")"
+printf '%s' "$out" | grep -q "4 x 2, 4 classes" && ok "prepare reuters (dec-keras)" || bad "prepare reuters (dec-keras): $out"
 expect_error 2 "unknown --subset 'keras'" -- "$MIXVAE" prepare --dataset reuters --raw "$R" --subset keras --out "$TMP/rx.h5"
 printf '.I 4\n.W\napple date\n\n.I 7\n' > "$R/lyrl2004_tokens_train.dat"
 expect_error 2 "lyrl2004_tokens_train.dat: line 5: record .I 7 has no .W line" -- \
@@ -72,8 +74,8 @@ expect_error 2 "lyrl2004_tokens_train.dat: line 5: record .I 7 has no .W line" -
 
 # User data: CSV with a header and text labels; a malformed row.
 printf 'a,b,kind\n1.5,2,cat\n3,4e-1,dog\n' > "$TMP/t.csv"
-"$MIXVAE" prepare --dataset csv --input "$TMP/t.csv" --label-column kind --out "$TMP/csv.h5" | grep -q "2 x 2, 2 classes (t)" \
-  && ok "prepare csv" || bad "prepare csv"
+out="$("$MIXVAE" prepare --dataset csv --input "$TMP/t.csv" --label-column kind --out "$TMP/csv.h5")"
+printf '%s' "$out" | grep -q "2 x 2, 2 classes (t)" && ok "prepare csv" || bad "prepare csv: $out"
 printf 'a,b,kind\n1.5,2,cat\n3,x,dog\n' > "$TMP/u.csv"
 expect_error 2 "u.csv: line 3, column 2 \('b'\): 'x' is not a number" -- \
   "$MIXVAE" prepare --dataset csv --input "$TMP/u.csv" --label-column kind --out "$TMP/u.h5"
@@ -83,5 +85,6 @@ expect_error 2 "g.npy: not a .npy file" -- "$MIXVAE" prepare --dataset npy --fea
 expect_error 2 "stl10 needs --backbone" -- "$MIXVAE" prepare --dataset stl10 --out "$TMP/s.h5"
 expect_error 2 "unknown --dataset 'cifar'" -- "$MIXVAE" prepare --dataset cifar --out "$TMP/c.h5"
 for f in u g s c v rx ry; do [ -e "$TMP/$f.h5" ] && bad "$f.h5 left behind"; done
-"$MIXVAE" prepare --help | grep -q "dec-keras" && ok "prepare --help lists the subsets" || bad "prepare --help"
+out="$("$MIXVAE" prepare --help)"
+printf '%s' "$out" | grep -q "dec-keras" && ok "prepare --help lists the subsets" || bad "prepare --help"
 finish

@@ -73,7 +73,7 @@ void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
-class HarDir : public ::testing::Test {
+class ConvertHar : public ::testing::Test {
  protected:
   void SetUp() override {
     root = tmp.file("raw");
@@ -109,13 +109,13 @@ class HarDir : public ::testing::Test {
   std::string root, dir, out;
 };
 
-TEST(HarFormat, NumbersLookLikeThePublishedFiles) {
+TEST(ConvertHarFormat, NumbersLookLikeThePublishedFiles) {
   EXPECT_EQ(har_number(0.28858451), "  2.8858451e-001");
   EXPECT_EQ(har_number(-0.020294171), " -2.0294171e-002");
   EXPECT_EQ(har_number(1.0), "  1.0000000e+000");
 }
 
-TEST_F(HarDir, ConvertsTrainThenTestAsPublished) {
+TEST_F(ConvertHar, ConvertsTrainThenTestAsPublished) {
   prepare_har(dir, out);
   const DatasetInfo info = inspect(out);
   EXPECT_EQ(info.n, kTrain + kTest);
@@ -140,7 +140,7 @@ TEST_F(HarDir, ConvertsTrainThenTestAsPublished) {
   EXPECT_EQ(h5::read_attr_string(f, "sha256_y_train.txt"), sha256_file(path("train", "y_train.txt")));
 }
 
-TEST_F(HarDir, FirstRowsAndParentFolder) {
+TEST_F(ConvertHar, FirstRowsAndParentFolder) {
   prepare_har(root, out, 9);  // the parent of "UCI HAR Dataset" works too
   const DatasetInfo info = inspect(out);
   EXPECT_EQ(info.n, 9);
@@ -154,7 +154,7 @@ TEST_F(HarDir, FirstRowsAndParentFolder) {
   EXPECT_FALSE(fs::exists(tmp.file("out/more.h5")));
 }
 
-TEST_F(HarDir, MissingFilesAreNamed) {
+TEST_F(ConvertHar, MissingFilesAreNamed) {
   fs::remove(path("test", "y_test.txt"));
   expect_refused(path("test", "y_test.txt"), "missing UCI HAR file");
   const std::string msg = error_of([&] { prepare_har(tmp.file("nowhere"), out); });
@@ -162,7 +162,7 @@ TEST_F(HarDir, MissingFilesAreNamed) {
   EXPECT_CONTAINS(msg, "no such directory");
 }
 
-TEST_F(HarDir, WrongColumnCountIsRefused) {
+TEST_F(ConvertHar, WrongColumnCountIsRefused) {
   std::string x;
   for (int r = kTrain; r < kTrain + kTest; ++r) x += x_line(r, r == kTrain + 2 ? 560 : 561);
   write_text(path("test", "X_test.txt"), x);
@@ -172,7 +172,7 @@ TEST_F(HarDir, WrongColumnCountIsRefused) {
   expect_refused(path("test", "X_test.txt"), "line 1 has 562 values, expected 561");
 }
 
-TEST_F(HarDir, TruncatedFileIsRefused) {
+TEST_F(ConvertHar, TruncatedFileIsRefused) {
   // A download cut off in the middle of the last line.
   std::string x;
   for (int r = 0; r < kTrain; ++r) x += x_line(r);
@@ -183,7 +183,7 @@ TEST_F(HarDir, TruncatedFileIsRefused) {
   expect_refused(path("train", "y_train.txt"), "has 7 labels but X_train.txt has 6 rows");
 }
 
-TEST_F(HarDir, NonNumbersAndNaNAreRefused) {
+TEST_F(ConvertHar, NonNumbersAndNaNAreRefused) {
   std::string line = x_line(0);
   line.replace(16 * 4, 16, "             NaN");
   write_text(path("train", "X_train.txt"), line);
@@ -193,7 +193,7 @@ TEST_F(HarDir, NonNumbersAndNaNAreRefused) {
   expect_refused(path("train", "X_train.txt"), "line 1, column 5: '1.2.3e-001' is not a number");
 }
 
-TEST_F(HarDir, BadLabelsAreRefused) {
+TEST_F(ConvertHar, BadLabelsAreRefused) {
   write_text(path("train", "y_train.txt"), "1\n2\n3\n7\n5\n6\n1\n");
   expect_refused(path("train", "y_train.txt"), "line 4: label '7' is not an activity id 1-6");
   write_text(path("train", "y_train.txt"), "1\n2\n3\n0\n5\n6\n1\n");

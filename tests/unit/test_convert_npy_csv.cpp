@@ -92,7 +92,7 @@ std::string npy_bytes(const std::string& descr, bool fortran, const std::string&
   return out + dict + payload;
 }
 
-class NpyConvert : public ::testing::Test {
+class ConvertNpy : public ::testing::Test {
  protected:
   void SetUp() override { out = tmp.file("out.h5"); }
   // Must fail with a one-line DataError naming `file` and containing `phrase`, and leave
@@ -109,7 +109,7 @@ class NpyConvert : public ::testing::Test {
   std::string out;
 };
 
-TEST_F(NpyConvert, Float32FeaturesAndInt64Labels) {
+TEST_F(ConvertNpy, Float32FeaturesAndInt64Labels) {
   const std::vector<float> x = {0.5f, -1.25f, 3e-5f, 7.0f, 1e10f, -0.0f};
   write_bytes(tmp.file("feats.npy"), npy_bytes("<f4", false, "(3, 2)", raw(x)));
   write_bytes(tmp.file("labels.npy"), npy_bytes("<i8", false, "(3,)", raw(std::vector<int64_t>{2, 0, 4})));
@@ -130,7 +130,7 @@ TEST_F(NpyConvert, Float32FeaturesAndInt64Labels) {
   EXPECT_EQ(h5::read_attr_string(f, "sha256_labels.npy"), sha256_file(tmp.file("labels.npy")));
 }
 
-TEST_F(NpyConvert, FortranOrderFloat64AndHeaderVersions) {
+TEST_F(ConvertNpy, FortranOrderFloat64AndHeaderVersions) {
   // The matrix [[1, 2, 3], [4, 5, 6]] stored column by column.
   const std::vector<double> column_major = {1, 4, 2, 5, 3, 6};
   for (int major : {1, 2, 3}) {
@@ -150,7 +150,7 @@ TEST_F(NpyConvert, FortranOrderFloat64AndHeaderVersions) {
   EXPECT_EQ(info.num_classes, 0);
 }
 
-TEST_F(NpyConvert, BigEndianIntegerFeaturesAndSmallLabelTypes) {
+TEST_F(ConvertNpy, BigEndianIntegerFeaturesAndSmallLabelTypes) {
   // >f4 1.5 and -2 as big-endian bytes.
   write_bytes(tmp.file("be.npy"),
               npy_bytes(">f4", false, "(1, 2)", std::string("\x3F\xC0\x00\x00\xC0\x00\x00\x00", 8)));
@@ -166,7 +166,7 @@ TEST_F(NpyConvert, BigEndianIntegerFeaturesAndSmallLabelTypes) {
   EXPECT_EQ(npy_labels(read_npy(tmp.file("y2.npy"))), (std::vector<int64_t>{258}));
 }
 
-TEST_F(NpyConvert, BadFilesAreRefused) {
+TEST_F(ConvertNpy, BadFilesAreRefused) {
   const std::string x = tmp.file("x.npy"), y = tmp.file("y.npy");
   auto convert = [&] { prepare_npy(x, y, "", out); };
   const std::string good_x = npy_bytes("<f4", false, "(3, 2)", raw(std::vector<float>(6, 1.0f)));
@@ -208,7 +208,7 @@ TEST_F(NpyConvert, BadFilesAreRefused) {
 }
 
 // ---------------------------------------------------------------------------------------
-TEST(TextNumbers, ParseLikeTheFilesWriteThem) {
+TEST(ConvertTextNumbers, ParseLikeTheFilesWriteThem) {
   double v = 0;
   ASSERT_TRUE(parse_double("2.8858451e-001", &v));
   EXPECT_DOUBLE_EQ(v, 0.28858451);
@@ -238,7 +238,7 @@ TEST(TextNumbers, ParseLikeTheFilesWriteThem) {
   EXPECT_EQ(f, (std::vector<std::string_view>{"a", "b c", "", "d"}));
 }
 
-TEST(TextLinesTest, ReadsPlainAndGzipWithCrlfAndNoFinalNewline) {
+TEST(ConvertTextLines, ReadsPlainAndGzipWithCrlfAndNoFinalNewline) {
   TempDir tmp;
   write_text(tmp.file("a.txt"), "one\r\ntwo\n\nthree");
   const std::string gz = tmp.file("b.txt.gz");
@@ -258,9 +258,9 @@ TEST(TextLinesTest, ReadsPlainAndGzipWithCrlfAndNoFinalNewline) {
   EXPECT_CONTAINS(error_of([&] { TextLines l(tmp.path()); }), "is a directory");
 }
 
-class CsvConvert : public NpyConvert {};
+class ConvertCsv : public ConvertNpy {};
 
-TEST_F(CsvConvert, HeaderAndTextLabelsByName) {
+TEST_F(ConvertCsv, HeaderAndTextLabelsByName) {
   write_text(tmp.file("iris.csv"),
              "sepal,petal,species\n"
              "5.1,1.4,setosa\n"
@@ -287,7 +287,7 @@ TEST_F(CsvConvert, HeaderAndTextLabelsByName) {
   EXPECT_EQ(h5::read_attr_string(f, "sha256_iris.csv"), sha256_file(tmp.file("iris.csv")));
 }
 
-TEST_F(CsvConvert, WhitespaceNoHeaderIntegerLabelsLastColumn) {
+TEST_F(ConvertCsv, WhitespaceNoHeaderIntegerLabelsLastColumn) {
   write_text(tmp.file("t.txt"), "  2.5e-001 -1.0e+000 3\r\n 1 2 0\r\n-4 +5 3\r\n");
   CsvOptions o;
   o.label_column = "-1";
@@ -311,7 +311,7 @@ TEST_F(CsvConvert, WhitespaceNoHeaderIntegerLabelsLastColumn) {
   EXPECT_TRUE(all.y.empty());
 }
 
-TEST_F(CsvConvert, LabelColumnByIndexAndNumericHeaderDetection) {
+TEST_F(ConvertCsv, LabelColumnByIndexAndNumericHeaderDetection) {
   write_text(tmp.file("a.csv"), "1,0.5,0.25\n0,1.5,2.25\n");
   CsvOptions o;
   o.label_column = "0";
@@ -328,7 +328,7 @@ TEST_F(CsvConvert, LabelColumnByIndexAndNumericHeaderDetection) {
   EXPECT_EQ(b.columns, (std::vector<std::string>{"x", "y"}));
 }
 
-TEST_F(CsvConvert, BadFilesAreRefused) {
+TEST_F(ConvertCsv, BadFilesAreRefused) {
   const std::string path = tmp.file("bad.csv");
   CsvOptions o;
   o.label_column = "label";

@@ -78,7 +78,7 @@ void write_gz(const std::string& path, const std::string& text) {
   gzclose(g);
 }
 
-class ReutersDir : public ::testing::Test {
+class ConvertReuters : public ::testing::Test {
  protected:
   void SetUp() override {
     raw = tmp.file("raw");
@@ -144,7 +144,7 @@ class ReutersDir : public ::testing::Test {
   std::string raw, out;
 };
 
-TEST(NumpyPermutation, MatchesRandomStatePermutation) {
+TEST(ConvertReutersPermutation, MatchesRandomStatePermutation) {
   // numpy.random.RandomState(1234).permutation(n), numpy 1.24.2.
   EXPECT_EQ(numpy_legacy_permutation(10, 1234), (std::vector<int64_t>{7, 2, 9, 1, 0, 8, 4, 5, 6, 3}));
   EXPECT_EQ(numpy_legacy_permutation(7, 1234), (std::vector<int64_t>{2, 1, 6, 0, 4, 5, 3}));
@@ -165,7 +165,7 @@ TEST(NumpyPermutation, MatchesRandomStatePermutation) {
             (std::vector<int64_t>{983479, 993910, 704221, 857278, 823622}));
 }
 
-TEST(ReutersTokens, LikeCountVectorizer) {
+TEST(ConvertReutersTokens, LikeCountVectorizer) {
   std::vector<std::string> t;
   // re.findall(r"(?u)\b\w\w+\b", text.lower()) gives the same list.
   reuters_tokenize(
@@ -178,7 +178,7 @@ TEST(ReutersTokens, LikeCountVectorizer) {
                                          "5e", "001", "x_"}));
 }
 
-TEST(ReutersSubsetNames, RoundTrip) {
+TEST(ConvertReutersSubsetNames, RoundTrip) {
   EXPECT_EQ(parse_reuters_subset("dec"), ReutersSubset::kDec);
   EXPECT_EQ(parse_reuters_subset("dec-keras"), ReutersSubset::kDecKeras);
   EXPECT_EQ(reuters_subset_name(ReutersSubset::kDecKeras), "dec-keras");
@@ -186,7 +186,7 @@ TEST(ReutersSubsetNames, RoundTrip) {
 }
 
 // Three kept documents, vocabulary capped at 2, TF-IDF computed by hand.
-TEST_F(ReutersDir, HandComputedTfIdfOfThreeDocuments) {
+TEST_F(ConvertReuters, HandComputedTfIdfOfThreeDocuments) {
   write_text(path("rcv1-v2.topics.qrels"), "GCAT 11 1\nECAT 12 1\nCCAT 13 1\nGCAT 13 1\nMCAT 14 1\n");
   write_text(path(kTokenFiles[0]), token_file({{11, {"apple banana apple"}}}));
   write_text(path(kTokenFiles[1]), token_file({{12, {"cherry banana", "cherry"}}}));
@@ -249,7 +249,7 @@ TEST_F(ReutersDir, HandComputedTfIdfOfThreeDocuments) {
   EXPECT_NEAR(t.x[5], 1.11695567, 1e-6);
 }
 
-TEST_F(ReutersDir, FiveDocumentsAgainstScikitLearn) {
+TEST_F(ConvertReuters, FiveDocumentsAgainstScikitLearn) {
   // scikit-learn 1.2.1, CountVectorizer(max_features=4): columns apple banana cherry date
   // (date and egg tie at 2: alphabetical), TfidfTransformer(norm='l2', sublinear_tf=True).
   write_text(path("rcv1-v2.topics.qrels"), "CCAT 1 1\nCCAT 2 1\nGCAT 2 1\nMCAT 3 1\nECAT 4 1\nGCAT 5 1\nCCAT 6 1\n");
@@ -278,7 +278,7 @@ TEST_F(ReutersDir, FiveDocumentsAgainstScikitLearn) {
   EXPECT_EQ(info.name, "reuters5");
 }
 
-TEST_F(ReutersDir, DecSubsetPermutesAllKeptDocuments) {
+TEST_F(ConvertReuters, DecSubsetPermutesAllKeptDocuments) {
   write_seven();
   ReutersOptions o = small();  // 3 documents, 3 terms
   prepare_reuters(raw, o, out);
@@ -300,7 +300,7 @@ TEST_F(ReutersDir, DecSubsetPermutesAllKeptDocuments) {
   EXPECT_EQ(h5::read_attr_string(f, "sha256_lyrl2004_tokens_train.dat"), sha256_file(path(kTokenFiles[4])));
 }
 
-TEST_F(ReutersDir, DecKerasSubsetTakesFirstThenPermutes) {
+TEST_F(ConvertReuters, DecKerasSubsetTakesFirstThenPermutes) {
   write_seven();
   ReutersOptions o = small();
   o.subset = ReutersSubset::kDecKeras;
@@ -316,7 +316,7 @@ TEST_F(ReutersDir, DecKerasSubsetTakesFirstThenPermutes) {
   expect_rows(out, {2, 1, 6, 0, 4, 5, 3});
 }
 
-TEST_F(ReutersDir, GzipFilesAreRead) {
+TEST_F(ConvertReuters, GzipFilesAreRead) {
   write_seven();
   for (const char* name : {kTokenFiles[1], kTokenFiles[4], "rcv1-v2.topics.qrels"}) {
     std::ifstream in(path(name), std::ios::binary);
@@ -330,7 +330,7 @@ TEST_F(ReutersDir, GzipFilesAreRead) {
   EXPECT_TRUE(h5::read_attr_string(f, "sha256_lyrl2004_tokens_train.dat.gz").has_value());
 }
 
-TEST_F(ReutersDir, MissingFilesAndBadOptions) {
+TEST_F(ConvertReuters, MissingFilesAndBadOptions) {
   write_seven();
   fs::remove(path(kTokenFiles[2]));
   expect_refused(path(kTokenFiles[2]), "missing RCV1-v2 file");
@@ -342,7 +342,7 @@ TEST_F(ReutersDir, MissingFilesAndBadOptions) {
   EXPECT_CONTAINS(error_of([&] { prepare_reuters(tmp.file("none"), small(), out); }), "no such directory");
 }
 
-TEST_F(ReutersDir, MalformedQrelsAreRefused) {
+TEST_F(ConvertReuters, MalformedQrelsAreRefused) {
   write_seven();
   write_text(path("rcv1-v2.topics.qrels"), "CCAT 201 1\nGCAT two 1\n");
   expect_refused(path("rcv1-v2.topics.qrels"), "line 2: expected '<topic> <docid> 1'");
@@ -352,7 +352,7 @@ TEST_F(ReutersDir, MalformedQrelsAreRefused) {
   expect_refused(path("rcv1-v2.topics.qrels"), "is empty");
 }
 
-TEST_F(ReutersDir, MalformedTokenFilesAreRefused) {
+TEST_F(ConvertReuters, MalformedTokenFilesAreRefused) {
   write_seven();
   const std::string f = path(kTokenFiles[1]);
   write_text(f, "alpha beta\n" + token_file({{203, {"gamma"}}}));

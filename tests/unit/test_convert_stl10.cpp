@@ -104,7 +104,7 @@ void save_module(const std::string& path, const std::string& body) {
   m.save(path);
 }
 
-class Stl10Dir : public ::testing::Test {
+class ConvertStl10 : public ::testing::Test {
  protected:
   void SetUp() override {
     raw = tmp.file("stl10_binary");
@@ -137,7 +137,7 @@ class Stl10Dir : public ::testing::Test {
   std::string raw, out;
 };
 
-TEST_F(Stl10Dir, ImagesAreTransposedFromColumnMajor) {
+TEST_F(ConvertStl10, ImagesAreTransposedFromColumnMajor) {
   const Stl10Files files = locate_stl10(tmp.path(), true);  // finds the stl10_binary/ folder
   EXPECT_EQ(files.n_train, kTrain);
   EXPECT_EQ(files.n_test, kTest);
@@ -156,7 +156,7 @@ TEST_F(Stl10Dir, ImagesAreTransposedFromColumnMajor) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(labels[i], label_byte(i) - 1);
 }
 
-TEST_F(Stl10Dir, BackboneFeaturesInBatches) {
+TEST_F(ConvertStl10, BackboneFeaturesInBatches) {
   // Pixel (row 0, column 1) and (row 2, column 0) of each channel: shows the orientation.
   Stl10BackboneOptions o = backbone("return torch.cat([x[:, :, 0, 1], x[:, :, 2, 0]], 1)");
   o.backbone_info = "test probe";
@@ -187,7 +187,7 @@ TEST_F(Stl10Dir, BackboneFeaturesInBatches) {
   EXPECT_EQ(h5::read_attr_int(f, "image_size"), 96);
 }
 
-TEST_F(Stl10Dir, ResizeAndPooledOutputShape) {
+TEST_F(ConvertStl10, ResizeAndPooledOutputShape) {
   // [B, 2, 1, 1] like an average pool: the image side it saw, and a channel mean.
   Stl10BackboneOptions o = backbone(
       "return torch.stack([torch.ones([x.size(0)]) * float(x.size(2)), x.mean(dim=[1, 2, 3])], 1)"
@@ -203,7 +203,7 @@ TEST_F(Stl10Dir, ResizeAndPooledOutputShape) {
   EXPECT_CONTAINS(*h5::read_attr_string(f, "feature_preprocessing"), "bilinear resize 96x96 -> 32x32");
 }
 
-TEST_F(Stl10Dir, BadBackbonesAreRefused) {
+TEST_F(ConvertStl10, BadBackbonesAreRefused) {
   Stl10BackboneOptions o = backbone("return x");
   expect_refused([&] { prepare_stl10_backbone(raw, o, out); }, o.backbone,
                  "forward() returned shape [2, 3, 96, 96] for 2 images");
@@ -225,7 +225,7 @@ TEST_F(Stl10Dir, BadBackbonesAreRefused) {
   EXPECT_THROW(prepare_stl10_backbone(raw, o, out), UsageError);
 }
 
-TEST_F(Stl10Dir, BadBinaryFilesAreRefused) {
+TEST_F(ConvertStl10, BadBinaryFilesAreRefused) {
   Stl10BackboneOptions o = backbone("return x.mean(dim=[2, 3])");
   auto convert = [&] { prepare_stl10_backbone(raw, o, out); };
   const std::string train_x = images_bin(0, kTrain);
@@ -244,7 +244,7 @@ TEST_F(Stl10Dir, BadBinaryFilesAreRefused) {
                  "no such directory");
 }
 
-TEST_F(Stl10Dir, PrecomputedFeaturesWithLabelsFromTheRelease) {
+TEST_F(ConvertStl10, PrecomputedFeaturesWithLabelsFromTheRelease) {
   std::vector<float> x(5 * 4);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * static_cast<float>(i);
   write_bytes(tmp.file("feats.npy"), npy_f4(5, 4, x));
@@ -266,7 +266,7 @@ TEST_F(Stl10Dir, PrecomputedFeaturesWithLabelsFromTheRelease) {
   EXPECT_EQ(h5::read_attr_int(f, "num_test"), kTest);
 }
 
-TEST_F(Stl10Dir, PrecomputedFeaturesWithLabelsNpy) {
+TEST_F(ConvertStl10, PrecomputedFeaturesWithLabelsNpy) {
   write_bytes(tmp.file("feats.npy"), npy_f4(3, 2, {1, 2, 3, 4, 5, 6}));
   write_bytes(tmp.file("y.npy"), npy_i8({9, 0, 4}));
   prepare_stl10_features(tmp.file("feats.npy"), tmp.file("y.npy"), "", FeatureProvenance{}, out);
