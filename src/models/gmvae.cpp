@@ -38,6 +38,10 @@ Gmvae::Gmvae(int64_t d, const RunConfig& cfg, bool bernoulli)
   if (scope != "batch" && scope != "row")
     throw UsageError("gmvae.free_bits_scope must be 'batch' or 'row', got '" + scope + "'");
   row_scope_ = scope == "row";
+  const std::string qzg = cfg.opt_string("gmvae.qz_gradient");
+  if (qzg != "elbo" && qzg != "reference")
+    throw UsageError("gmvae.qz_gradient must be 'elbo' or 'reference', got '" + qzg + "'");
+  reference_qz_grad_ = qzg == "reference";
   const std::string var = cfg.opt_string("gmvae.gaussian_variance");
   if (var != "learned" && var != "fixed")
     throw UsageError("gmvae.gaussian_variance must be 'learned' or 'fixed', got '" + var + "'");
@@ -144,6 +148,8 @@ Gmvae::Terms Gmvae::terms(const torch::Tensor& y, const torch::Tensor& eps_x, co
   t.w_prior = -0.5 * (1.0 + q.logvar_w - q.mu_w.pow(2) - torch::exp(q.logvar_w)).sum(1);
   // 4. T4 = (1/M) sum_m sum_k q_k (log q_k - log pi_k), with q log q as q * log_softmax (§1.10).
   t.z_prior = (qz * (log_qz + std::log(double(k_)))).sum(-1).mean(1);
+  t.qz = qz;
+  t.kl = kl;
   return t;
 }
 
@@ -161,13 +167,28 @@ torch::Tensor Gmvae::z_prior_objective(const torch::Tensor& t4) const {
   return t4.sum().detach() + (constrained - constrained.detach());
 }
 
+torch::Tensor Gmvae::free_bits_active(const torch::Tensor& t4) const {
+  torch::Tensor v = t4.detach();
+  if (row_scope_) return (v > free_bits_).to(v.scalar_type());
+  const bool on = v.numel() > 0 && v.mean().item<double>() > free_bits_;
+  return torch::full_like(v, on ? 1.0 : 0.0);
+}
+
+torch::Tensor Gmvae::cond_prior_objective(const Terms& t) const {
+  if (!reference_qz_grad_) return t.cond_prior.sum();
+  // sign -1 where the reference flips the q(z) gradient, +1 elsewhere; [B, 1, 1].
+  torch::Tensor sign = (1.0 - 2.0 * free_bits_active(t.z_prior)).view({-1, 1, 1});
+  torch::Tensor g = (t.qz.detach() * t.kl + sign * t.qz * t.kl.detach()).sum(-1).mean(1).sum();
+  return t.cond_prior.sum().detach() + (g - g.detach());
+}
+
 LossTerms Gmvae::loss(const torch::Tensor& y, Noise& noise) {
   const int64_t b = y.size(0);
   torch::Tensor eps_x = noise.normal(m_ * dx_).view({b, m_, dx_});
   torch::Tensor eps_w = noise.normal(m_ * dw_).view({b, m_, dw_});
   Terms t = terms(y, eps_x, eps_w);
   LossTerms out;
-  out.total = (t.recon + t.cond_prior + t.w_prior).sum() + z_prior_objective(t.z_prior);
+  out.total = (t.recon + t.w_prior).sum() + cond_prior_objective(t) + z_prior_objective(t.z_prior);
   out.parts = {{"recon", t.recon.sum().detach()},
                {"kl_x", t.cond_prior.sum().detach()},
                {"kl_w", t.w_prior.sum().detach()},

@@ -59,6 +59,7 @@ class Gmvae : public ClusteringModel {
   // recon = -T1, cond_prior = T2, w_prior = T3, z_prior = T4 (raw, before free bits).
   struct Terms {
     torch::Tensor recon, cond_prior, w_prior, z_prior;
+    torch::Tensor qz, kl;  // q(z | x^(m), w^(m)) and the KLs of term 2, each [B, M, K]
   };
   // eps_x [B, M, Dx], eps_w [B, M, Dw]: the reparameterisation noise.
   Terms terms(const torch::Tensor& y, const torch::Tensor& eps_x, const torch::Tensor& eps_w);
@@ -68,6 +69,14 @@ class Gmvae : public ClusteringModel {
   //   scope "row":   weight * sum_b max(lambda, T4_b),
   // where b runs over the rows passed in (this rank's share of the step's batch).
   torch::Tensor z_prior_objective(const torch::Tensor& t4) const;
+  // 1 where the z-prior gradient is on, [B]: batch scope: mean_b T4_b > lambda for every
+  // row; row scope: T4_b > lambda.
+  torch::Tensor free_bits_active(const torch::Tensor& t4) const;
+  // Term 2's part of the loss. Value: sum_b T2_b. Gradient: gmvae.qz_gradient = elbo: that
+  // of T2 (autograd); = reference: as Nat-D/GMVAE version2's main.lua computes it, the
+  // gradient through q(z|x,w) reversed on the rows where the free-bits test is on
+  // (`gradQz:add(EntropyGrad):mul(-1)`, models-math §1.5), the gradient through the KLs unchanged.
+  torch::Tensor cond_prior_objective(const Terms& t) const;
 
   int64_t mc_samples() const { return m_; }
   int64_t w_dim() const { return dw_; }
@@ -76,7 +85,7 @@ class Gmvae : public ClusteringModel {
   int64_t d_, k_, dx_, dw_, m_;
   bool bernoulli_, learned_variance_;
   double recon_weight_, clamp_, free_bits_, zprior_weight_;
-  bool row_scope_;
+  bool row_scope_, reference_qz_grad_;
   Mlp enc_{nullptr}, dec_{nullptr};
   torch::nn::Linear enc_mu_x_{nullptr}, enc_lv_x_{nullptr}, enc_mu_w_{nullptr}, enc_lv_w_{nullptr};
   torch::nn::Linear dec_out_{nullptr}, dec_lv_{nullptr};

@@ -41,6 +41,7 @@ std::vector<ModelInfo> build() {
                    {"gmvae", "mc_samples", "1", "Monte-Carlo samples M of (x, w) per row (paper: 1 or 10)", T::Int},
                    {"gmvae", "free_bits", "0.5", "minimum-information threshold lambda on the z-prior term, nats (0: off)", T::Double},
                    {"gmvae", "free_bits_scope", "batch", "batch: max(lambda, mean of T4 over the rank's rows of the step) (the reference); row: per-row max(lambda, T4), world-size invariant", T::String},
+                   {"gmvae", "qz_gradient", "elbo", "elbo: autograd of the ELBO; reference: Nat-D/GMVAE's gradient, term 2's gradient through q(z|x,w) reversed while the free-bits test is on", T::String},
                    {"gmvae", "zprior_weight", "1", "gradient weight of the z-prior term (reference run.sh: cvWeight 0.4)", T::Double},
                    {"gmvae", "gaussian_variance", "learned", "Gaussian p(y|x): learned (log-variance head) | fixed (squared error, as VaDE)", T::String},
                },
