@@ -23,7 +23,8 @@ GammaMixture gamma_from_statistics(const torch::Tensor& stats_in, int64_t k, int
   torch::Tensor nk_safe = nk.clamp_min(1e-300).unsqueeze(1);
   GammaMixture g;
   g.means = torch::where(empty, m_all.unsqueeze(0), s1 / nk_safe);
-  g.variances = torch::where(empty, v_all.unsqueeze(0), (s2 / nk_safe - (s1 / nk_safe).pow(2)).clamp_min(0)) + opt.var_floor;
+  g.variances =
+      torch::where(empty, v_all.unsqueeze(0), (s2 / nk_safe - (s1 / nk_safe).pow(2)).clamp_min(0)) + opt.var_floor;
   torch::Tensor m = g.means.clamp_min(opt.min_param * opt.min_param);  // codes are positive; guard a zero mean
   // Method of moments (§2.5): a = m^2 / v, b = m / v.
   torch::Tensor a = m.pow(2) / g.variances, b = m / g.variances;

@@ -20,9 +20,9 @@ struct GammaMixture {
 };
 
 struct GammaMomentOptions {
-  double var_floor = 1e-6;   // added to every variance (as the GMM's reg_covar)
-  double min_param = 1e-3;   // a, b >= this (§2.6)
-  double max_param = 1e3;    // a, b <= this (§2.6)
+  double var_floor = 1e-6;  // added to every variance (as the GMM's reg_covar)
+  double min_param = 1e-3;  // a, b >= this (§2.6)
+  double max_param = 1e3;   // a, b <= this (§2.6)
 };
 
 // This rank's statistics [K + 2KJ] float64: N_k, then S1 and S2 row-major.
@@ -32,7 +32,8 @@ torch::Tensor moment_statistics(const torch::Tensor& z, const torch::Tensor& res
 // Clusters with no mass take the moments of all the data. Out-of-range parameters are
 // scaled together (a and b by the same factor keeps the mean a/b and changes only the
 // variance) before a final clamp.
-GammaMixture gamma_from_statistics(const torch::Tensor& stats, int64_t k, int64_t j, const GammaMomentOptions& opt = {});
+GammaMixture gamma_from_statistics(const torch::Tensor& stats, int64_t k, int64_t j,
+                                   const GammaMomentOptions& opt = {});
 
 // Collective: every rank passes its own codes z_local [n, J] (positive) and
 // responsibilities resp_local [n, K]; one all-reduce of the statistics.

@@ -24,12 +24,14 @@ torch::Tensor entropy(const torch::Tensor& alpha, const torch::Tensor& beta) {
   return alpha - torch::log(beta) + torch::lgamma(alpha) + (1 - alpha) * torch::digamma(alpha);
 }
 
-torch::Tensor kl(const torch::Tensor& alpha, const torch::Tensor& beta, const torch::Tensor& a, const torch::Tensor& b) {
+torch::Tensor kl(const torch::Tensor& alpha, const torch::Tensor& beta, const torch::Tensor& a,
+                 const torch::Tensor& b) {
   return (alpha - a) * torch::digamma(alpha) - torch::lgamma(alpha) + torch::lgamma(a) +
          a * (torch::log(beta) - torch::log(b)) + alpha * (b - beta) / beta;
 }
 
-Sample sample_mt(const torch::Tensor& alpha, const torch::Tensor& beta, const torch::Tensor& eps, const torch::Tensor& u) {
+Sample sample_mt(const torch::Tensor& alpha, const torch::Tensor& beta, const torch::Tensor& eps,
+                 const torch::Tensor& u) {
   // Boost: Gamma(alpha, 1) = Gamma(alpha + 1, 1) * U^(1/alpha), so the cube transform only
   // ever sees shapes >= 1, where it is accurate.
   torch::Tensor d = alpha + (1.0 - 1.0 / 3.0);  // (alpha + 1) - 1/3

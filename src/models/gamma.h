@@ -42,7 +42,8 @@ struct Sample {
 // eps ~ N(0,1) and u ~ U(0,1) have alpha's shape and carry no gradient; u is clamped to
 // [1e-7, 1 - 1e-7] (§2.6). The mean E[z] = alpha/beta is exact (up to the clamp on v);
 // the variance exceeds alpha/beta^2 by mt_variance_excess() (a few per cent).
-Sample sample_mt(const torch::Tensor& alpha, const torch::Tensor& beta, const torch::Tensor& eps, const torch::Tensor& u);
+Sample sample_mt(const torch::Tensor& alpha, const torch::Tensor& beta, const torch::Tensor& eps,
+                 const torch::Tensor& u);
 
 // Exact Gamma(alpha, beta) sample with implicit gradients (Figurnov et al. 2018, the
 // formula of LibTorch's _standard_gamma backward). eps and u_accept: [R, alpha's shape],

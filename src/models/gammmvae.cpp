@@ -68,7 +68,8 @@ torch::Tensor GamMMVae::code(const torch::Tensor& x) {
 void GamMMVae::set_initial_shape(double shape) {
   torch::NoGradGuard ng;
   enc_alpha_->weight.zero_();
-  enc_alpha_->bias.copy_(gamma::inverse_softplus(torch::full({j_}, std::max(shape - alpha_min_, 1e-6), torch::kFloat64)));
+  enc_alpha_->bias.copy_(
+      gamma::inverse_softplus(torch::full({j_}, std::max(shape - alpha_min_, 1e-6), torch::kFloat64)));
 }
 
 torch::Tensor GamMMVae::decode_logits(const torch::Tensor& z) { return dec_->forward(z.clamp_max(kZMax)); }
@@ -90,7 +91,8 @@ torch::Tensor GamMMVae::log_joint_expected(const torch::Tensor& alpha, const tor
 }
 
 torch::Tensor GamMMVae::log_joint_sampled(const torch::Tensor& log_z, const torch::Tensor& z) {
-  torch::Tensor lp = gamma::log_density(log_z.unsqueeze(1), z.unsqueeze(1), shapes().unsqueeze(0), rates().unsqueeze(0));
+  torch::Tensor lp =
+      gamma::log_density(log_z.unsqueeze(1), z.unsqueeze(1), shapes().unsqueeze(0), rates().unsqueeze(0));
   return log_pi().unsqueeze(0) + lp.sum(2);
 }
 
@@ -197,7 +199,8 @@ std::string GamMMVae::init_mixture(dist::Communicator& comm, const torch::Tensor
     msg << "diagonal GMM on the positive codes: " << g.iterations << " EM iterations, mean log-likelihood "
         << g.mean_log_likelihood << (g.converged ? "" : " (not converged)");
   } else {
-    mixture::KMeansResult km = mixture::kmeans(comm, z, k_, cfg.train.seed, cfg.model.init_iters, cfg.model.init_restarts);
+    mixture::KMeansResult km =
+        mixture::kmeans(comm, z, k_, cfg.train.seed, cfg.model.init_iters, cfg.model.init_restarts);
     resp = torch::one_hot(mixture::nearest(z, km.centers), k_).to(torch::kFloat64);
     msg << "k-means on the positive codes: " << km.iterations << " Lloyd iterations, inertia " << km.inertia;
   }
@@ -209,8 +212,9 @@ std::string GamMMVae::init_mixture(dist::Communicator& comm, const torch::Tensor
   // q(z|x)'s initial shape: automatic = the median prior shape, so that q starts about as
   // wide as the clusters around each code (VaDE's encoder variance starts at ~1, the
   // order of its GMM's variances).
-  const double shape = init_shape_ > 0 ? init_shape_
-                                       : std::clamp(gm.shapes.median().item<double>(), std::max(alpha_min_, 1.0), kAlphaMax);
+  const double shape = init_shape_ > 0
+                           ? init_shape_
+                           : std::clamp(gm.shapes.median().item<double>(), std::max(alpha_min_, 1.0), kAlphaMax);
   set_initial_shape(shape);
   msg << "; q(z|x) starts with shape " << shape;
   return msg.str();

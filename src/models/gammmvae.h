@@ -37,11 +37,11 @@ class GamMMVae : public ClusteringModel {
   // the shape alpha = softplus(h_alpha) + alpha_min and the MEAN m = softplus(h_m) + m_min
   // (the autoencoder's bottleneck); the rate is beta = alpha / m. Both clamped to [1e-3, 1e3] (§2.6).
   std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& x);
-  torch::Tensor code(const torch::Tensor& x);  // the mean head m(x), the pretrained positive code
+  torch::Tensor code(const torch::Tensor& x);           // the mean head m(x), the pretrained positive code
   torch::Tensor decode_logits(const torch::Tensor& z);  // decoder output (logits or mean), z clamped <= 1e4
   torch::Tensor recon_nll(const torch::Tensor& out, const torch::Tensor& x);  // [B], times model.recon_weight
-  torch::Tensor shapes();  // a [K, J]
-  torch::Tensor rates();   // b [K, J]
+  torch::Tensor shapes();                                                     // a [K, J]
+  torch::Tensor rates();                                                      // b [K, J]
   torch::Tensor log_pi() { return torch::log_softmax(pi_logits, 0); }
   // log pi_c + sum_j E_q[log Gamma(z_j; a_cj, b_cj)], [B, K]: responsibilities (b) of §2.4.
   torch::Tensor log_joint_expected(const torch::Tensor& alpha, const torch::Tensor& beta);

@@ -72,7 +72,8 @@ TEST(GamMM, LogDensityEntropyAndExpectationMatchHandComputation) {
   EXPECT_NEAR(t.item<double>(), hand, 1e-12);
   // The density integrates to 1 (trapezoid on a fine grid).
   torch::Tensor grid = torch::linspace(1e-6, 20.0, 200001, torch::kFloat64);
-  torch::Tensor dens = g::log_density(grid.log(), grid, torch::tensor(a, torch::kFloat64), torch::tensor(b, torch::kFloat64)).exp();
+  torch::Tensor dens =
+      g::log_density(grid.log(), grid, torch::tensor(a, torch::kFloat64), torch::tensor(b, torch::kFloat64)).exp();
   EXPECT_NEAR(torch::trapz(dens, grid).item<double>(), 1.0, 1e-6);
   // Entropy of Gamma(1, b) (the exponential) is 1 - log b; E_q[log p] against a
   // hand-written closed form with digamma(1) = -Euler's gamma.
@@ -88,8 +89,11 @@ TEST(GamMM, LogDensityEntropyAndExpectationMatchHandComputation) {
 
 TEST(GamMM, ClosedFormKlMatchesMonteCarlo) {
   torch::manual_seed(11);
-  struct Case { double alpha, beta, a, b; };
-  for (Case c : {Case{0.7, 2.0, 3.0, 1.5}, Case{4.0, 0.5, 1.2, 0.3}, Case{20.0, 10.0, 2.0, 1.0}, Case{0.2, 0.1, 0.5, 5.0}}) {
+  struct Case {
+    double alpha, beta, a, b;
+  };
+  for (Case c :
+       {Case{0.7, 2.0, 3.0, 1.5}, Case{4.0, 0.5, 1.2, 0.3}, Case{20.0, 10.0, 2.0, 1.0}, Case{0.2, 0.1, 0.5, 5.0}}) {
     torch::Tensor z = at::_standard_gamma(full64(c.alpha)) / c.beta;
     torch::Tensor lz = z.log();
     auto T = [](double v) { return torch::tensor(v, torch::kFloat64); };
@@ -104,16 +108,19 @@ TEST(GamMM, ClosedFormKlMatchesMonteCarlo) {
     EXPECT_NEAR(h, -mean_of(lq), 5 * se_of(lq));
   }
   // Zero exactly when the two Gammas are equal.
-  EXPECT_NEAR(g::kl(torch::tensor(2.5), torch::tensor(0.7), torch::tensor(2.5), torch::tensor(0.7)).item<double>(), 0, 1e-6);
+  EXPECT_NEAR(g::kl(torch::tensor(2.5), torch::tensor(0.7), torch::tensor(2.5), torch::tensor(0.7)).item<double>(), 0,
+              1e-6);
 }
 
 TEST(GamMM, MarsagliaTsangSamplesHaveTheGammaMeanAndTheirKnownVariance) {
   torch::manual_seed(12);
   const double beta = 2.0;
   for (double alpha : {0.05, 0.3, 1.0, 3.0, 10.0}) {
-    torch::Tensor z = g::sample_mt(full64(alpha), full64(beta), torch::randn({S}, torch::kFloat64),
-                                   torch::rand({S}, torch::kFloat64)).z;
-    // E[z] = alpha / beta exactly: the cube's mean is d (1 + 3c^2) = alpha + 1, the boost multiplies it by alpha/(alpha+1).
+    torch::Tensor z =
+        g::sample_mt(full64(alpha), full64(beta), torch::randn({S}, torch::kFloat64), torch::rand({S}, torch::kFloat64))
+            .z;
+    // E[z] = alpha / beta exactly: the cube's mean is d (1 + 3c^2) = alpha + 1, the boost multiplies it by
+    // alpha/(alpha+1).
     EXPECT_NEAR(mean_of(z), alpha / beta, 5 * se_of(z)) << "alpha " << alpha;
     // The variance: the Gamma's plus the proposal's known excess (no rejection step).
     const double excess = g::mt_variance_excess(alpha, beta);
@@ -133,7 +140,8 @@ TEST(GamMM, ExactSamplerIsGammaDistributedLikeStandardGamma) {
   for (double alpha : {0.05, 0.5, 3.0}) {
     const int64_t R = models::GamMMVae::kExactRounds;
     torch::Tensor z = g::sample_exact(full64(alpha), full64(beta), torch::randn({R, S}, torch::kFloat64),
-                                      torch::rand({R, S}, torch::kFloat64), torch::rand({S}, torch::kFloat64)).z;
+                                      torch::rand({R, S}, torch::kFloat64), torch::rand({S}, torch::kFloat64))
+                          .z;
     EXPECT_NEAR(mean_of(z), alpha / beta, 5 * se_of(z)) << "alpha " << alpha;
     EXPECT_NEAR(z.var().item<double>(), alpha / (beta * beta), 5 * se_var(z)) << "alpha " << alpha;
     EXPECT_LT(ks_distance(z, alpha, beta), ks_crit) << "alpha " << alpha;
@@ -141,8 +149,9 @@ TEST(GamMM, ExactSamplerIsGammaDistributedLikeStandardGamma) {
     torch::Tensor ref = at::_standard_gamma(full64(alpha)) / beta;
     EXPECT_LT(ks_distance(ref, alpha, beta), ks_crit) << "alpha " << alpha;
     // The approximate M–T transform does not (at small shapes), but stays close.
-    torch::Tensor mt = g::sample_mt(full64(alpha), full64(beta), torch::randn({S}, torch::kFloat64),
-                                    torch::rand({S}, torch::kFloat64)).z;
+    torch::Tensor mt =
+        g::sample_mt(full64(alpha), full64(beta), torch::randn({S}, torch::kFloat64), torch::rand({S}, torch::kFloat64))
+            .z;
     EXPECT_LT(ks_distance(mt, alpha, beta), 0.03) << "alpha " << alpha;
     if (alpha <= 1.0) EXPECT_GT(ks_distance(mt, alpha, beta), ks_crit) << "alpha " << alpha;
   }
@@ -157,9 +166,10 @@ TEST(GamMM, ReparameterisedGradientsMatchKnownDerivatives) {
     for (double alpha0 : {0.3, 1.0, 10.0}) {
       torch::Tensor alpha = full64(alpha0).requires_grad_(), beta = full64(beta0).requires_grad_();
       const int64_t R = models::GamMMVae::kExactRounds;
-      g::Sample s = exact ? g::sample_exact(alpha, beta, torch::randn({R, S}, torch::kFloat64),
-                                            torch::rand({R, S}, torch::kFloat64), torch::rand({S}, torch::kFloat64))
-                          : g::sample_mt(alpha, beta, torch::randn({S}, torch::kFloat64), torch::rand({S}, torch::kFloat64));
+      g::Sample s =
+          exact ? g::sample_exact(alpha, beta, torch::randn({R, S}, torch::kFloat64),
+                                  torch::rand({R, S}, torch::kFloat64), torch::rand({S}, torch::kFloat64))
+                : g::sample_mt(alpha, beta, torch::randn({S}, torch::kFloat64), torch::rand({S}, torch::kFloat64));
       auto grads = torch::autograd::grad({s.z.sum()}, {alpha, beta});
       torch::Tensor da = grads[0], db = grads[1], z = s.z.detach();
       const std::string tag = std::string(exact ? "exact" : "mt") + " alpha " + std::to_string(alpha0);
@@ -171,7 +181,9 @@ TEST(GamMM, ReparameterisedGradientsMatchKnownDerivatives) {
         // d/d alpha E[log z] = trigamma(alpha) = E[(dz/d alpha) / z];
         // d/d alpha E[z^2]/2 = (2 alpha + 1) / (2 beta^2) = E[z dz/d alpha].
         torch::Tensor r = da / z;
-        EXPECT_NEAR(mean_of(r), torch::polygamma(1, torch::tensor(alpha0, torch::kFloat64)).item<double>(), 5 * se_of(r)) << tag;
+        EXPECT_NEAR(mean_of(r), torch::polygamma(1, torch::tensor(alpha0, torch::kFloat64)).item<double>(),
+                    5 * se_of(r))
+            << tag;
         torch::Tensor q = z * da;
         EXPECT_NEAR(mean_of(q), (2 * alpha0 + 1) / (2 * beta0 * beta0), 5 * se_of(q)) << tag;
       }
@@ -187,7 +199,8 @@ TEST(GamMM, MarsagliaTsangPathwiseGradientsMatchImplicitOnesInDistribution) {
   const double beta0 = 2.0;
   for (double alpha0 : {0.3, 1.0, 3.0, 10.0}) {
     torch::Tensor alpha = full64(alpha0).requires_grad_();
-    g::Sample s = g::sample_mt(alpha, full64(beta0), torch::randn({S}, torch::kFloat64), torch::rand({S}, torch::kFloat64));
+    g::Sample s =
+        g::sample_mt(alpha, full64(beta0), torch::randn({S}, torch::kFloat64), torch::rand({S}, torch::kFloat64));
     torch::Tensor da = torch::autograd::grad({s.z.sum()}, {alpha})[0];
     torch::Tensor z = s.z.detach();
     torch::Tensor implicit = at::_standard_gamma_grad(full64(alpha0), beta0 * z) / beta0;  // z = z~/beta
@@ -293,8 +306,8 @@ TEST(GamMM, ExtremeParametersStayFinite) {
     models::GamMMVae m(5, cfg, true);
     {
       torch::NoGradGuard ng;
-      m.shape_raw.fill_(-50.0);  // a -> a_min
-      m.rate_raw.fill_(1e4);     // b -> clamped at 1e3
+      m.shape_raw.fill_(-50.0);                             // a -> a_min
+      m.rate_raw.fill_(1e4);                                // b -> clamped at 1e3
       for (auto& p : m.network_parameters()) p.mul_(30.0);  // huge encoder outputs
     }
     models::Noise noise(1, 4, 0, 4);
@@ -308,7 +321,8 @@ TEST(GamMM, ExtremeParametersStayFinite) {
   s.log_z.sum().backward();
   EXPECT_TRUE(torch::isfinite(alpha.grad()).all().item<bool>());
   torch::Tensor a2 = torch::full({1000}, 0.01).requires_grad_();
-  g::Sample e = g::sample_exact(a2, torch::ones({1000}), torch::randn({4, 1000}), torch::rand({4, 1000}), torch::rand({1000}));
+  g::Sample e =
+      g::sample_exact(a2, torch::ones({1000}), torch::randn({4, 1000}), torch::rand({4, 1000}), torch::rand({1000}));
   EXPECT_TRUE(torch::isfinite(e.log_z).all().item<bool>());
   e.log_z.sum().backward();
   EXPECT_TRUE(torch::isfinite(a2.grad()).all().item<bool>());
@@ -337,7 +351,8 @@ TEST(GamMM, PretrainedCodeIsThePosteriorMeanWhenTheVaeStarts) {
   EXPECT_TRUE(torch::allclose(alpha2, torch::full_like(alpha2, 37.0), 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(alpha2 / beta2, m.code(x), 1e-5, 1e-7));
   // The pretraining loss is the reconstruction through that code.
-  EXPECT_NEAR(m.pretrain_loss(x).total.item<double>(), m.recon_nll(m.decode_logits(m.code(x)), x).sum().item<double>(), 1e-3);
+  EXPECT_NEAR(m.pretrain_loss(x).total.item<double>(), m.recon_nll(m.decode_logits(m.code(x)), x).sum().item<double>(),
+              1e-3);
 }
 
 TEST(GamMM, MomentInitialisationRecoversGammaParametersOnAnySplit) {
@@ -362,8 +377,9 @@ TEST(GamMM, MomentInitialisationRecoversGammaParametersOnAnySplit) {
   EXPECT_TRUE(torch::allclose(split.shapes, gm.shapes, 1e-10, 0));
   EXPECT_TRUE(torch::allclose(split.rates, gm.rates, 1e-10, 0));
   // Out-of-range moments keep the cluster mean a/b; an empty cluster takes all the data's.
-  torch::Tensor zt = torch::cat({torch::full({10, 1}, 2.0, torch::kFloat64) + 1e-5 * torch::randn({10, 1}, torch::kFloat64),
-                                 torch::full({10, 1}, 5.0, torch::kFloat64)});
+  torch::Tensor zt =
+      torch::cat({torch::full({10, 1}, 2.0, torch::kFloat64) + 1e-5 * torch::randn({10, 1}, torch::kFloat64),
+                  torch::full({10, 1}, 5.0, torch::kFloat64)});
   torch::Tensor rt = torch::zeros({20, 3}, torch::kFloat64);
   rt.slice(0, 0, 10).select(1, 0).fill_(1);
   rt.slice(0, 10, 20).select(1, 1).fill_(1);
@@ -388,11 +404,11 @@ TEST(GamMM, TrainsThroughTheRealRecipeWithoutNaN) {
   models::register_models();
   for (const char* sampler : {"mt", "exact"}) {
     const std::string out = dir / (std::string("run-") + sampler);
-    RunConfig cfg = RunConfig::load("", {"--data.path=" + (dir / "data.h5"), "--output.dir=" + out,
-                                         "--model.name=gammmvae", "--model.hidden=32,16", "--model.clusters=3",
-                                         "--model.latent=3", "--pretrain.epochs=3", "--train.epochs=3",
-                                         "--train.batch_size=50", "--output.progress=false", "--train.threads=1",
-                                         "--output.samples_per_cluster=2", std::string("--gammmvae.sampler=") + sampler});
+    RunConfig cfg = RunConfig::load(
+        "", {"--data.path=" + (dir / "data.h5"), "--output.dir=" + out, "--model.name=gammmvae", "--model.hidden=32,16",
+             "--model.clusters=3", "--model.latent=3", "--pretrain.epochs=3", "--train.epochs=3",
+             "--train.batch_size=50", "--output.progress=false", "--train.threads=1", "--output.samples_per_cluster=2",
+             std::string("--gammmvae.sampler=") + sampler});
     auto comm = dist::make_self_communicator();
     train::Trainer t(*comm, cfg);
     train::TrainResult r = t.run(false);

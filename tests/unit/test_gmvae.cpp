@@ -47,11 +47,13 @@ torch::Tensor log_normal(const torch::Tensor& x, const torch::Tensor& mu, const 
 }
 torch::Tensor flat_grads(models::Gmvae& m) {
   std::vector<torch::Tensor> g;
-  for (auto& p : m.parameters()) g.push_back(p.grad().defined() ? p.grad().flatten().clone() : torch::zeros({p.numel()}));
+  for (auto& p : m.parameters())
+    g.push_back(p.grad().defined() ? p.grad().flatten().clone() : torch::zeros({p.numel()}));
   return torch::cat(g);
 }
 // Gradient of f(model) over all parameters.
-template <class F> torch::Tensor grad_of(models::Gmvae& m, F&& f) {
+template <class F>
+torch::Tensor grad_of(models::Gmvae& m, F&& f) {
   m.zero_grad();
   f().backward();
   return flat_grads(m);
@@ -81,7 +83,8 @@ TEST(Gmvae, LogRhoAndPosteriorAreTheConditionalPriorDensity) {
     for (int64_t k = 0; k < 3; ++k) {
       double hand = -std::log(3.0);  // log pi_k, uniform
       for (int64_t d = 0; d < 3; ++d) {
-        double s2 = std::exp(lv_k[b][k][d].item<double>()), diff = x[b][d].item<double>() - mu_k[b][k][d].item<double>();
+        double s2 = std::exp(lv_k[b][k][d].item<double>()),
+               diff = x[b][d].item<double>() - mu_k[b][k][d].item<double>();
         hand += -0.5 * std::log(2 * M_PI * s2) - diff * diff / (2 * s2);
       }
       EXPECT_NEAR(lr[b][k].item<double>(), hand, 1e-4);
@@ -122,7 +125,8 @@ TEST(Gmvae, FourTermsMatchDirectAndMonteCarloEvaluation) {
   // 3. T3 against Monte Carlo over w' ~ q(w|y): E[log q(w') - log N(w'; 0, I)].
   torch::Tensor mw = q.mu_w[0].to(torch::kFloat64), lw = q.logvar_w[0].to(torch::kFloat64);
   torch::Tensor ws = mw + (0.5 * lw).exp() * torch::randn({S, 2}, torch::kFloat64);
-  torch::Tensor f3 = log_normal(ws, mw, lw) - log_normal(ws, torch::zeros({2}, torch::kFloat64), torch::zeros({2}, torch::kFloat64));
+  torch::Tensor f3 =
+      log_normal(ws, mw, lw) - log_normal(ws, torch::zeros({2}, torch::kFloat64), torch::zeros({2}, torch::kFloat64));
   EXPECT_NEAR(t.w_prior.item<double>(), mean_of(f3), 5 * se_of(f3) + 1e-5);
   // 4. T4 = sum_k q_k log(q_k / pi_k) = log K - H(q).
   EXPECT_NEAR(t.z_prior.item<double>(), (qz * (qz.log() + std::log(3.0))).sum().item<double>(), 1e-5);
@@ -241,7 +245,8 @@ TEST(Gmvae, FreeBitsThresholdBehavesAsSpecified) {
     auto m = make(lambda, "batch");
     models::Noise n(21, B, 0, B);
     auto t = noise_terms(*m);
-    EXPECT_NEAR(m->loss(y, n).total.item<double>(), (t.recon + t.cond_prior + t.w_prior + t.z_prior).sum().item<double>(), 1e-3);
+    EXPECT_NEAR(m->loss(y, n).total.item<double>(),
+                (t.recon + t.cond_prior + t.w_prior + t.z_prior).sum().item<double>(), 1e-3);
   }
 }
 
@@ -374,12 +379,12 @@ TEST(Gmvae, TrainsThroughTheRealRecipeWithoutNaN) {
   models::register_models();
   for (const char* scope : {"batch", "row"}) {
     const std::string out = dir / (std::string("run-") + scope);
-    RunConfig cfg = RunConfig::load("", {"--data.path=" + (dir / "data.h5"), "--output.dir=" + out,
-                                         "--model.name=gmvae", "--model.hidden=32,16", "--model.clusters=3",
-                                         "--model.latent=4", "--gmvae.w_dim=3", "--gmvae.prior_hidden=16",
-                                         "--gmvae.mc_samples=2", "--gmvae.free_bits_scope=" + std::string(scope),
-                                         "--train.epochs=3", "--train.batch_size=50", "--train.lr=0.001",
-                                         "--output.progress=false", "--train.threads=1", "--output.samples_per_cluster=2"});
+    RunConfig cfg = RunConfig::load(
+        "",
+        {"--data.path=" + (dir / "data.h5"), "--output.dir=" + out, "--model.name=gmvae", "--model.hidden=32,16",
+         "--model.clusters=3", "--model.latent=4", "--gmvae.w_dim=3", "--gmvae.prior_hidden=16", "--gmvae.mc_samples=2",
+         "--gmvae.free_bits_scope=" + std::string(scope), "--train.epochs=3", "--train.batch_size=50",
+         "--train.lr=0.001", "--output.progress=false", "--train.threads=1", "--output.samples_per_cluster=2"});
     auto comm = dist::make_self_communicator();
     train::Trainer t(*comm, cfg);
     train::TrainResult r = t.run(false);
