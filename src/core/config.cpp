@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <fstream>
@@ -267,7 +268,15 @@ void RunConfig::validate() const {
       case OptionSpec::Type::Int: (void)opt_int(full); break;
       case OptionSpec::Type::Double: (void)opt_double(full); break;
       case OptionSpec::Type::Bool: (void)opt_bool(full); break;
-      case OptionSpec::Type::String: break;
+      case OptionSpec::Type::String:
+        if (!spec.choices.empty()) {
+          const std::string v = opt_string(full);
+          std::string list;
+          for (const auto& c : spec.choices) list += (list.empty() ? "" : ", ") + c;
+          if (std::find(spec.choices.begin(), spec.choices.end(), v) == spec.choices.end())
+            bad(full, "must be one of: " + list + " (got '" + v + "')");
+        }
+        break;
     }
   }
   if (model.clusters < 2) bad("model.clusters", "must be >= 2, got " + std::to_string(model.clusters));

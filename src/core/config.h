@@ -77,6 +77,7 @@ struct OptionSpec {
   enum class Type { Int, Double, String, Bool };
   std::string section, key, default_value, help;
   Type type = Type::String;
+  std::vector<std::string> choices;  // a String key's allowed values (empty: any)
 };
 void register_options(const std::vector<OptionSpec>& specs);
 const std::vector<OptionSpec>& registered_options();

@@ -15,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
-#include "core/sha256.h"
 #include "data/schema.h"
 
 namespace mixvae::data {
@@ -352,7 +351,7 @@ void prepare_csv(const std::string& path, const CsvOptions& options, const std::
   meta.source = "user text table " + base;
   meta.preprocessing = "none: values stored as given (as float32)";
   meta.num_classes = t.y.empty() ? 0 : t.num_classes;
-  meta.extra.emplace_back("sha256_" + base, sha256_file(path));
+  meta.extra.push_back(file_checksum(path));
   meta.extra.emplace_back("delimiter", t.delimiter == ',' ? "comma" : "whitespace");
   meta.extra.emplace_back("header", t.had_header ? "yes" : "no");
   if (!t.y.empty()) {

@@ -10,7 +10,6 @@
 #include "data/h5.h"
 #include "data/idx.h"
 #include "data/schema.h"
-#include "core/sha256.h"
 
 namespace mixvae::data {
 namespace {
@@ -56,11 +55,6 @@ std::string require(const std::string& dir, const RawName& r) {
   throw data_error(join(dir, stem(r) + "-" + r.kind + "-ubyte.gz"),
                    "missing MNIST file (also looked for " + stem(r) + "-" + r.kind + "-ubyte and " +
                        stem(r) + "." + r.kind + "-ubyte[.gz])");
-}
-
-std::string basename(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 struct Split {
@@ -131,7 +125,7 @@ void prepare_mnist(const std::string& raw_dir, const std::string& out_path) {
   meta.preprocessing = "train then t10k concatenated; pixels/255 to [0,1]; flattened row-major 784";
   meta.num_classes = kClasses;
   for (const std::string& path : {train_images, train_labels, test_images, test_labels})
-    meta.extra.emplace_back("sha256_" + basename(path), sha256_file(path));
+    meta.extra.push_back(file_checksum(path));
   meta.extra_int.emplace_back("num_train", train.n);
   meta.extra_int.emplace_back("num_test", test.n);
   write_dataset(out_path, features.data(), n, kPixels, labels.data(), meta);

@@ -12,7 +12,6 @@
 #include <memory>
 
 #include "core/errors.h"
-#include "core/sha256.h"
 #include "data/schema.h"
 
 namespace mixvae::data {
@@ -335,7 +334,7 @@ void prepare_npy(const std::string& features_path, const std::string& labels_pat
   meta.name = name.empty() ? fs::path(features_path).stem().string() : name;
   meta.source = "user .npy file " + xbase;
   meta.preprocessing = "none: values stored as given (dtype " + xa.descr + " as float32)";
-  meta.extra.emplace_back("sha256_" + xbase, sha256_file(features_path));
+  meta.extra.push_back(file_checksum(features_path));
   meta.extra.emplace_back("features_dtype", xa.descr);
   if (!labels_path.empty()) {
     const NpyArray ya = read_npy(labels_path);
@@ -348,7 +347,7 @@ void prepare_npy(const std::string& features_path, const std::string& labels_pat
     meta.num_classes = max_label + 1;
     const std::string ybase = fs::path(labels_path).filename().string();
     meta.source += " with labels " + ybase;
-    if (ybase != xbase) meta.extra.emplace_back("sha256_" + ybase, sha256_file(labels_path));
+    if (ybase != xbase) meta.extra.push_back(file_checksum(labels_path));
     meta.extra.emplace_back("labels_dtype", ya.descr);
   }
   write_dataset(out_path, x.data(), n, d, y.empty() ? nullptr : y.data(), meta);

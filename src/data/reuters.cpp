@@ -377,9 +377,9 @@ void prepare_reuters(const std::string& raw_dir, const ReutersOptions& options, 
   meta.extra.emplace_back("subset", reuters_subset_name(options.subset));
   meta.extra.emplace_back("categories", "CCAT,GCAT,MCAT,ECAT");
   meta.extra.emplace_back("vocabulary", vocabulary);
-  meta.extra.emplace_back("sha256_" + fs::path(qrels).filename().string(), sha256_file(qrels));
+  meta.extra.push_back(file_checksum(qrels));
   for (const std::string& path : token_files)
-    meta.extra.emplace_back("sha256_" + fs::path(path).filename().string(), sha256_file(path));
+    meta.extra.push_back(file_checksum(path));
   meta.extra_int.emplace_back("seed", options.seed);
   meta.extra_int.emplace_back("num_kept_documents", n_kept);
   meta.extra_int.emplace_back("vocabulary_size", vocab);

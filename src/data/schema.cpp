@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "core/sha256.h"
 #include "data/h5.h"
 
 namespace mixvae::data {
@@ -247,6 +248,10 @@ void check_shardable(const DatasetInfo& info, int world) {
   if (info.n < world)
     throw data_error(info.path, std::to_string(info.n) + " samples cannot be split over " +
                                     std::to_string(world) + " ranks");
+}
+
+std::pair<std::string, std::string> file_checksum(const std::string& path) {
+  return {"sha256_" + std::filesystem::path(path).filename().string(), sha256_file(path)};
 }
 
 }  // namespace mixvae::data

@@ -157,7 +157,7 @@ void prepare_stl10_features(const std::string& features_npy, const std::string& 
   int64_t n = 0, d = 0;
   const std::vector<float> x = npy_matrix(xa, &n, &d);
   std::vector<std::pair<std::string, std::string>> extra{
-      {"sha256_" + basename(features_npy), sha256_file(features_npy)}, {"features_dtype", xa.descr}};
+      file_checksum(features_npy), {"features_dtype", xa.descr}};
   std::vector<std::pair<std::string, int64_t>> extra_int;
   std::vector<int64_t> y;
   std::string labels_path;
@@ -168,13 +168,13 @@ void prepare_stl10_features(const std::string& features_npy, const std::string& 
       if (y[i] >= kStl10Classes)
         throw data_error(labels_npy, "label " + std::to_string(y[i]) + " at index " + std::to_string(i) +
                                          " is outside 0-9 (the binary release's 1-10 must be stored minus 1)");
-    extra.emplace_back("sha256_" + basename(labels_npy), sha256_file(labels_npy));
+    extra.push_back(file_checksum(labels_npy));
   } else {
     const Stl10Files files = locate_stl10(raw_dir, false);
     labels_path = files.train_y;
     y = read_stl10_labels(files);
-    extra.emplace_back("sha256_train_y.bin", sha256_file(files.train_y));
-    extra.emplace_back("sha256_test_y.bin", sha256_file(files.test_y));
+    extra.push_back(file_checksum(files.train_y));
+    extra.push_back(file_checksum(files.test_y));
     extra_int.emplace_back("num_train", files.n_train);
     extra_int.emplace_back("num_test", files.n_test);
   }

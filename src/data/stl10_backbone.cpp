@@ -9,6 +9,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/sha256.h"
+#include "data/schema.h"
 #include "data/stl10.h"
 
 namespace mixvae::data {
@@ -133,7 +134,7 @@ void prepare_stl10_backbone(const std::string& raw_dir, const Stl10BackboneOptio
   provenance.preprocessing = preprocessing_text(options);
   std::vector<std::pair<std::string, std::string>> extra{{"sha256_" + base, backbone_hash}};
   for (const std::string& path : {files.train_x, files.train_y, files.test_x, files.test_y})
-    extra.emplace_back("sha256_" + fs::path(path).filename().string(), sha256_file(path));
+    extra.push_back(file_checksum(path));
   const std::vector<std::pair<std::string, int64_t>> extra_int{{"num_train", files.n_train},
                                                                {"num_test", files.n_test},
                                                                {"image_size", options.image_size},

@@ -24,7 +24,7 @@ DType dtype_of(const torch::Tensor& t) {
 namespace {
 // A CUDA tensor goes to an NCCL communicator as it is (on the stream it was produced
 // on); to any other back end it goes through a host copy.
-template <class Fn> void with_contiguous_cpu(Communicator& comm, torch::Tensor& t, Fn&& fn) {
+template <class Fn> void with_contiguous_buffer(Communicator& comm, torch::Tensor& t, Fn&& fn) {
   if (t.is_contiguous() && t.device().is_cpu()) {
     fn(t);
     return;
@@ -52,14 +52,14 @@ template <class Fn> void with_contiguous_cpu(Communicator& comm, torch::Tensor& 
 
 void all_reduce(Communicator& comm, torch::Tensor& t, ReduceOp op) {
   if (comm.size() == 1 || t.numel() == 0) return;
-  with_contiguous_cpu(comm, t, [&](torch::Tensor& c) {
+  with_contiguous_buffer(comm, t, [&](torch::Tensor& c) {
     comm.all_reduce(c.data_ptr(), static_cast<size_t>(c.numel()), dtype_of(c), op);
   });
 }
 
 void broadcast(Communicator& comm, torch::Tensor& t, int root) {
   if (comm.size() == 1 || t.numel() == 0) return;
-  with_contiguous_cpu(comm, t, [&](torch::Tensor& c) {
+  with_contiguous_buffer(comm, t, [&](torch::Tensor& c) {
     comm.broadcast(c.data_ptr(), static_cast<size_t>(c.numel()), dtype_of(c), root);
   });
 }

@@ -8,8 +8,8 @@ namespace mixvae::dist {
 
 DType dtype_of(const torch::Tensor& t);
 
-// In place. The tensor must be contiguous and on the CPU (the NCCL back end takes device
-// tensors); a non-contiguous tensor is reduced through a contiguous copy.
+// In place. A CUDA tensor goes straight to an NCCL communicator (on the current stream);
+// to any other back end, and any non-contiguous tensor, through a contiguous (host) copy.
 void all_reduce(Communicator& comm, torch::Tensor& t, ReduceOp op = ReduceOp::Sum);
 void broadcast(Communicator& comm, torch::Tensor& t, int root);
 

@@ -18,14 +18,9 @@ GamMMVae::GamMMVae(int64_t d, const RunConfig& cfg, bool bernoulli)
       recon_weight_(cfg.model.recon_weight),
       alpha_min_(cfg.opt_double("gammmvae.shape_min")),
       init_shape_(cfg.opt_double("gammmvae.init_shape")) {
-  const std::string sampler = cfg.opt_string("gammmvae.sampler");
-  if (sampler != "mt" && sampler != "exact")
-    throw UsageError("gammmvae.sampler must be 'mt' or 'exact', got '" + sampler + "'");
-  exact_sampler_ = sampler == "exact";
-  const std::string resp = cfg.opt_string("gammmvae.responsibilities");
-  if (resp != "expected" && resp != "sampled")
-    throw UsageError("gammmvae.responsibilities must be 'expected' or 'sampled', got '" + resp + "'");
-  sampled_resp_ = resp == "sampled";
+  // The choice-valued keys are checked against their registered choices by the config.
+  exact_sampler_ = cfg.opt_string("gammmvae.sampler") == "exact";
+  sampled_resp_ = cfg.opt_string("gammmvae.responsibilities") == "sampled";
   if (!(alpha_min_ > 0 && alpha_min_ < kAlphaMax)) throw UsageError("gammmvae.shape_min must be in (0, 1000)");
   if (!(init_shape_ == 0 || (init_shape_ >= alpha_min_ && init_shape_ <= kAlphaMax)))
     throw UsageError("gammmvae.init_shape must be 0 (automatic) or in [gammmvae.shape_min, 1000]");

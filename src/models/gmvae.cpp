@@ -10,13 +10,7 @@ constexpr double kLog2Pi = 1.8378770664093453;
 
 // K heads Lin(H, Dx) stored as one Lin(H, K*Dx), each block initialised as its own
 // Glorot-uniform layer would be (bound sqrt(6 / (H + Dx)), not sqrt(6 / (H + K*Dx))).
-torch::nn::Linear stacked_heads(int64_t in, int64_t k, int64_t out) {
-  torch::nn::Linear l = glorot_linear(in, k * out);
-  torch::NoGradGuard ng;
-  const double bound = std::sqrt(6.0 / double(in + out));
-  l->weight.uniform_(-bound, bound);
-  return l;
-}
+torch::nn::Linear stacked_heads(int64_t in, int64_t k, int64_t out) { return glorot_linear(in, k * out, out); }
 }  // namespace
 
 Gmvae::Gmvae(int64_t d, const RunConfig& cfg, bool bernoulli)
@@ -34,18 +28,10 @@ Gmvae::Gmvae(int64_t d, const RunConfig& cfg, bool bernoulli)
   if (m_ < 1) throw UsageError("gmvae.mc_samples must be >= 1");
   if (free_bits_ < 0) throw UsageError("gmvae.free_bits must be >= 0");
   if (!(zprior_weight_ >= 0)) throw UsageError("gmvae.zprior_weight must be >= 0");
-  const std::string scope = cfg.opt_string("gmvae.free_bits_scope");
-  if (scope != "batch" && scope != "row")
-    throw UsageError("gmvae.free_bits_scope must be 'batch' or 'row', got '" + scope + "'");
-  row_scope_ = scope == "row";
-  const std::string qzg = cfg.opt_string("gmvae.qz_gradient");
-  if (qzg != "elbo" && qzg != "reference")
-    throw UsageError("gmvae.qz_gradient must be 'elbo' or 'reference', got '" + qzg + "'");
-  reference_qz_grad_ = qzg == "reference";
-  const std::string var = cfg.opt_string("gmvae.gaussian_variance");
-  if (var != "learned" && var != "fixed")
-    throw UsageError("gmvae.gaussian_variance must be 'learned' or 'fixed', got '" + var + "'");
-  learned_variance_ = !bernoulli && var == "learned";
+  // The choice-valued keys are checked against their registered choices by the config.
+  row_scope_ = cfg.opt_string("gmvae.free_bits_scope") == "row";
+  reference_qz_grad_ = cfg.opt_string("gmvae.qz_gradient") == "reference";
+  learned_variance_ = !bernoulli && cfg.opt_string("gmvae.gaussian_variance") == "learned";
   const int64_t hp = cfg.opt_int("gmvae.prior_hidden");
   if (hp < 1) throw UsageError("gmvae.prior_hidden must be >= 1");
 

@@ -11,10 +11,7 @@ namespace mixvae::models {
 KDvae::KDvae(int64_t d, const RunConfig& cfg, bool bernoulli, bool variational)
     : d_(d), k_(cfg.model.clusters), j_(cfg.model.latent), bernoulli_(bernoulli), variational_(variational) {
   const std::string sec = variational ? "kdvae." : "kdae.";
-  const std::string init = cfg.opt_string(sec + "init");
-  if (init != "vade" && init != "ae")
-    throw UsageError(sec + "init must be 'vade' or 'ae', got '" + init + "'");
-  vade_init_ = init == "vade";
+  vade_init_ = cfg.opt_string(sec + "init") == "vade";  // vade | ae, checked by the config
   // The initialiser: VaDE's D-500-500-2000-J autoencoder and mixture ([model] keys).
   init_ = register_module("init", std::make_shared<Vade>(d, cfg.model, bernoulli));
   // k pairs D-500-100-J / J-100-500-D (paper §4.2); a VAE encoder emits mu and log sigma^2.
@@ -37,15 +34,14 @@ std::vector<Stage> KDvae::recipe(const RunConfig& cfg) const {
   const std::string sec = variational_ ? "kdvae." : "kdae.";
   const double lr = cfg.opt_double(sec + "lr");
   std::vector<Stage> s;
-  s.push_back({"pretrain", StageKind::Pretrain, cfg.pretrain.epochs});
-  if (vade_init_) {
-    s.push_back({"mixture_init", StageKind::MixtureInit, 0});
-    s.push_back({"vade", StageKind::Main, cfg.train.epochs});  // VaDE with [train]'s schedule
+  for (const std::string& n : stage_names_) {  // the one list of stages (set_stage reads it too)
+    if (n == "pretrain") s.push_back({n, StageKind::Pretrain, cfg.pretrain.epochs});
+    else if (n == "mixture_init" || n == "kmeans_init") s.push_back({n, StageKind::MixtureInit, 0});
+    else if (n == "vade") s.push_back({n, StageKind::Main, cfg.train.epochs});  // VaDE with [train]'s schedule
+    // Warm-up and the k-network objective: constant learning rate (the papers give none).
+    else if (n == "warmup") s.push_back({n, StageKind::Main, cfg.opt_int(sec + "warmup_epochs"), lr, lr, false});
+    else s.push_back({n, StageKind::Main, cfg.opt_int(sec + "epochs"), lr, lr, false});
   }
-  s.push_back({"kmeans_init", StageKind::MixtureInit, 0});
-  // Warm-up and the k-network objective: constant learning rate (the papers give none).
-  s.push_back({"warmup", StageKind::Main, cfg.opt_int(sec + "warmup_epochs"), lr, lr, false});
-  s.push_back({"train", StageKind::Main, cfg.opt_int(sec + "epochs"), lr, lr, false});
   return s;
 }
 

@@ -6,10 +6,10 @@
 
 namespace mixvae::models {
 
-torch::nn::Linear glorot_linear(int64_t in, int64_t out) {
+torch::nn::Linear glorot_linear(int64_t in, int64_t out, int64_t fan_out) {
   torch::nn::Linear l(torch::nn::LinearOptions(in, out));
   torch::NoGradGuard ng;
-  double bound = std::sqrt(6.0 / double(in + out));
+  double bound = std::sqrt(6.0 / double(in + (fan_out > 0 ? fan_out : out)));
   l->weight.uniform_(-bound, bound);
   l->bias.zero_();
   return l;

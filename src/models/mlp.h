@@ -20,7 +20,10 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-torch::nn::Linear glorot_linear(int64_t in, int64_t out);
+// Glorot-uniform weights (bound sqrt(6 / (in + fan_out)), fan_out = out unless given:
+// k heads stored as one Lin(in, k*h) pass fan_out = h, so each block is initialised as its
+// own layer would be), zero biases.
+torch::nn::Linear glorot_linear(int64_t in, int64_t out, int64_t fan_out = 0);
 std::vector<int64_t> parse_widths(const std::string& csv);
 
 }  // namespace mixvae::models

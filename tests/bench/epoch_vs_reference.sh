@@ -6,15 +6,8 @@
 # Needs: build/mixvae, data/mnist.h5 (mixvae prepare), ../shared/data/mnist, and
 # /usr/bin/python3 with Debian's python3-torch (apt-get install python3-torch python3-scipy).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 reps="${1:-3}" threads="${2:-2}" batch="${3:-100}"
-mixvae="${MIXVAE_BUILD_DIR:-$root/build}/mixvae"
-ref="$root/../shared/bench/ref_models.py"
-raw="$root/../shared/data/mnist"
-h5="$root/data/mnist.h5"
-[ -f "$h5" ] || "$mixvae" prepare --dataset mnist --raw "$raw" --out "$h5"
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 for i in $(seq 1 "$reps"); do
   "$mixvae" train --config "$root/configs/experiments/mnist-vade-quick.ini" --data.path="$h5" \
     --output.dir="$out/m$i" --pretrain.epochs=1 --train.epochs=2 --train.eval_every=0 \

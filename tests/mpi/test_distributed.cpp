@@ -13,6 +13,7 @@
 #include "mixture/gmm.h"
 #include "mixture/kmeans.h"
 #include "mpi_world.h"
+#include "models/registry.h"
 #include "train/trainer.h"
 
 using namespace mixvae;
@@ -138,7 +139,7 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
     RunConfig cfg = RunConfig::load("", {"--data.path=" + dir + "/e.h5", std::string("--data.shuffle=") + mode,
                                          "--model.hidden=8", "--model.clusters=3", "--model.latent=2"});
     auto data = train::load_train_data(world(), cfg);
-    auto model = train::make_model(cfg, data.d, true);
+    auto model = models::make_model(cfg, data.d, true);
     dist::broadcast_parameters(world(), model->parameters(), 0);
     auto r = train::evaluate(world(), *model, data, /*batch=*/64);
     EXPECT_EQ(r.samples, 1001) << mode;

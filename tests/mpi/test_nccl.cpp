@@ -16,6 +16,8 @@
 
 #ifdef MIXVAE_HAVE_NCCL
 #include <cuda_runtime_api.h>
+
+#include "device_vec.h"
 #endif
 
 using namespace mixvae;
@@ -68,29 +70,7 @@ TEST(NcclMpi, ASetupFailureIsTheSameErrorOnEveryRank) {
 #ifdef MIXVAE_HAVE_NCCL
 
 namespace {
-template <class T>
-class DeviceVec {
- public:
-  explicit DeviceVec(const std::vector<T>& host) : n_(host.size()) {
-    if (cudaMalloc(&p_, n_ * sizeof(T)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
-    if (cudaMemcpy(p_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess)
-      throw std::runtime_error("cudaMemcpy");
-  }
-  ~DeviceVec() { cudaFree(p_); }
-  DeviceVec(const DeviceVec&) = delete;
-  DeviceVec& operator=(const DeviceVec&) = delete;
-  T* get() { return static_cast<T*>(p_); }
-  std::vector<T> host() const {
-    std::vector<T> out(n_);
-    if (cudaMemcpy(out.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost) != cudaSuccess)
-      throw std::runtime_error("cudaMemcpy");
-    return out;
-  }
-
- private:
-  void* p_ = nullptr;
-  size_t n_;
-};
+using test::DeviceVec;
 
 template <class T>
 void check_all_reduce(dist::NcclCommunicator& c) {

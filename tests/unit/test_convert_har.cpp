@@ -24,25 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using mixvae::test::TempDir;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << "not one line: " << message;
-    return message;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected DataError, got: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected DataError, nothing was thrown";
-  return "";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
+using mixvae::test::error_of;
 
 constexpr int kTrain = 7, kTest = 4;
 

@@ -23,39 +23,8 @@ namespace mixvae::data {
 namespace {
 
 using mixvae::test::TempDir;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << "not one line: " << message;
-    return message;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected DataError, got: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected DataError, nothing was thrown";
-  return "";
-}
-
-template <class F>
-std::string usage_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected UsageError, got: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected UsageError, nothing was thrown";
-  return "";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
+using mixvae::test::error_of;
+using mixvae::test::usage_error_of;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -24,26 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using mixvae::test::TempDir;
-
-// Runs f and returns the DataError message; records a failure for anything else.
-template <class F>
-std::string data_error_of(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << "not one line: " << message;
-    return message;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected DataError, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected DataError, nothing was thrown";
-  return "";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
+using mixvae::test::data_error_of;
 
 // A file made with the raw C API, for shapes and types write_dataset never produces.
 template <class T>

@@ -27,32 +27,8 @@ namespace {
 namespace fs = std::filesystem;
 
 using mixvae::test::TempDir;
-
-std::vector<std::string> entries(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-template <class F>
-std::string data_error_of(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << "not one line: " << message;
-    return message;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected DataError, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected DataError, nothing was thrown";
-  return "";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
+using mixvae::test::data_error_of;
+using mixvae::test::entries;
 
 std::vector<uint8_t> be32(uint32_t v) {
   return {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16),

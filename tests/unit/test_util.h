@@ -1,12 +1,57 @@
 #pragma once
-// Shared helpers of the unit tests: temporary directories and small configs.
+// Shared helpers of the unit tests: temporary directories, directory listings and the
+// one-line error checks.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <string>
+#include <typeinfo>
+#include <utility>
 #include <vector>
 
+#include "core/errors.h"
+
 namespace mixvae::test {
+
+// Names in a directory, sorted: shows leftovers such as temporary files.
+inline std::vector<std::string> entries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Runs f, which must throw an E whose message is one line; returns the message, and
+// records a failure (returning "") for anything else.
+template <class E = DataError, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << "not one line: " << message;
+    return message;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected " << typeid(E).name() << ", got another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected " << typeid(E).name() << ", nothing was thrown";
+  return "";
+}
+template <class F>
+std::string data_error_of(F&& f) {
+  return error_of<DataError>(std::forward<F>(f));
+}
+template <class F>
+std::string usage_error_of(F&& f) {
+  return error_of<UsageError>(std::forward<F>(f));
+}
+
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
 
 // A fresh directory under $MIXVAE_TEST_TMP (or /tmp), removed at scope exit.
 class TempDir {
@@ -27,12 +72,7 @@ class TempDir {
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return *this / name; }
   // Names in the directory, sorted: shows leftovers such as temp files.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(path_)) names.push_back(e.path().filename());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+  std::vector<std::string> entries() const { return test::entries(path_); }
 
  private:
   std::string path_;
