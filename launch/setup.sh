@@ -11,7 +11,7 @@ jobs="${MIXVAE_JOBS:-$(nproc)}"
 
 packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-openmp libopenmpi-dev openmpi-bin
           libhdf5-dev libboost-program-options-dev libgtest-dev googletest zlib1g-dev libpng-dev
-          libssl-dev nlohmann-json3-dev python3 hdf5-tools)
+          libssl-dev nlohmann-json3-dev python3 hdf5-tools gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,7 +35,7 @@ esac
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release ${MIXVAE_CMAKE_ARGS:-} >/dev/null
 fi
-[ -x "$build/mixvae" ] || echo "mixvae setup: building into $build (a clean build takes about 5 minutes on 2 cores)"
+[ -x "$build/mixvae" ] || echo "mixvae setup: building into $build (a clean build takes about 10 minutes on 2 cores)"
 start=$(date +%s)
 if ! cmake --build "$build" -j "$jobs" > "$build/build.log" 2>&1; then
   grep -E "error|Error" "$build/build.log" | head -20 >&2

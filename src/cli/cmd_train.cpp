@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "train/trainer.h"
 
 namespace mixvae::cli {
@@ -41,6 +42,8 @@ int cmd_train(dist::Communicator& comm, const Args& args) {
       std::cout << "usage: mixvae train --config FILE.ini [--section.key=value ...] [--resume]\n\n"
                    "  --config FILE   INI file with sections [data] [model] [train] [pretrain] [dist] [checkpoint] [output]\n"
                    "  --resume        continue from output.dir/checkpoint.h5 (same results as an uninterrupted run)\n\n"
+                   "SIGTERM or SIGUSR1 stops training at the next step with a checkpoint (exit code 3);\n"
+                   "--resume continues from there.\n\n"
                    "config keys (defaults shown), settable in the file or as --section.key=value:\n"
                 << config_help();
     return kExitOk;

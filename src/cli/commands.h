@@ -13,6 +13,8 @@ int cmd_prepare(dist::Communicator& comm, const Args& args);
 int cmd_train(dist::Communicator& comm, const Args& args);
 int cmd_eval(dist::Communicator& comm, const Args& args);
 int cmd_sample(dist::Communicator& comm, const Args& args);
+int cmd_sweep(dist::Communicator& comm, const Args& args);
+int cmd_report(dist::Communicator& comm, const Args& args);
 
 // Parses "--name value" / "--name=value" flags of a subcommand with Program_options;
 // unknown flags are UsageErrors that list the valid ones.

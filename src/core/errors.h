@@ -14,6 +14,7 @@ enum ExitCode : int {
   kExitUsage = 2,      // bad input: config, flag, file
   kExitPreempted = 3,  // stopped by SIGTERM/SIGUSR1 after writing a checkpoint
   kExitDiverged = 4,   // NaN/Inf loss that could not be recovered
+  kExitRunsFailed = 5, // a sweep ended, but some of its runs failed (see sweep.json)
 };
 
 // A flag, config key or value the user must change.
@@ -31,6 +32,13 @@ class DataError : public std::runtime_error {
 
 // The loss or a gradient became NaN/Inf and could not be recovered.
 class DivergedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A stop was requested (SIGTERM/SIGUSR1) and every rank wrote its checkpoint at the same
+// step boundary; rerunning with --resume (or the same sweep) continues exactly.
+class PreemptedError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

@@ -3,13 +3,28 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 namespace mixvae::log {
 namespace {
 int g_rank = 0;
 int g_tty = -1;  // -1: ask isatty
+std::unique_ptr<std::ofstream> g_file;  // set by Redirect
+}
+
+Redirect::Redirect(const std::string& path, int r) : saved_rank_(g_rank), saved_tty_(g_tty) {
+  if (!path.empty()) g_file = std::make_unique<std::ofstream>(path, std::ios::app);
+  g_rank = r;
+  g_tty = 0;
+}
+
+Redirect::~Redirect() {
+  g_file.reset();
+  g_rank = saved_rank_;
+  g_tty = saved_tty_;
 }
 
 void set_tty(bool tty) { g_tty = tty ? 1 : 0; }
@@ -20,12 +35,12 @@ bool stdout_is_tty() { return g_tty >= 0 ? g_tty == 1 : ::isatty(STDOUT_FILENO) 
 
 void info(const std::string& line) {
   if (g_rank != 0) return;
-  std::cout << line << std::endl;
+  (g_file ? *g_file : std::cout) << line << std::endl;
 }
 
 void warn(const std::string& line) {
   if (g_rank != 0) return;
-  std::cerr << "warning: " << line << std::endl;
+  (g_file ? *g_file : std::cerr) << "warning: " << line << std::endl;
 }
 
 Progress::Progress(bool enabled, std::string stage, int64_t epoch, int64_t epochs, int64_t steps,

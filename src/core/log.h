@@ -13,6 +13,18 @@ int rank();
 void info(const std::string& line);     // stdout, rank 0
 void warn(const std::string& line);     // stderr "warning: ...", rank 0
 bool stdout_is_tty();
+// Sends info and warnings to a file instead of stdout/stderr while it lives, and speaks as
+// `rank` (a sweep's group leader logs its run into the run folder, whatever its world rank).
+class Redirect {
+ public:
+  Redirect(const std::string& path, int rank);
+  ~Redirect();
+  Redirect(const Redirect&) = delete;
+  Redirect& operator=(const Redirect&) = delete;
+
+ private:
+  int saved_rank_, saved_tty_;
+};
 // Overrides the isatty() answer: mpirun hands ranks a pseudo-terminal even when its own
 // output goes to a file, so under MPI main() says "not a terminal" (one line per epoch).
 void set_tty(bool tty);

@@ -24,6 +24,13 @@ int local_ranks() {
     int n = env_int(v, 0);
     if (n > 0) return n;
   }
+  // srun sets the step's tasks per node as "2", "2(x3)" or "3,2" (one entry per node
+  // group); the leading count is this node's when the layout is uniform, which is what
+  // `srun -n` on whole nodes gives.
+  if (const char* v = std::getenv("SLURM_STEP_TASKS_PER_NODE")) {
+    int n = std::atoi(v);
+    if (n > 0) return n;
+  }
   return 1;
 }
 
@@ -36,6 +43,12 @@ int local_rank() {
 }
 
 int default_threads() {
+  // Inside a Slurm step with --cpus-per-task, that is the share this rank was given
+  // (srun does not always bind, so the affinity mask may still show the whole node).
+  if (std::getenv("SLURM_STEP_ID")) {
+    int n = env_int("SLURM_CPUS_PER_TASK", 0);
+    if (n > 0) return n;
+  }
   int cores = 0;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cores = CPU_COUNT(&set);

@@ -12,7 +12,7 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
   auto close = [&] {
     if (cur.members.empty()) return;
     // On the parameters' device: an NCCL communicator reduces it in place on the GPU.
-    cur.flat = torch::zeros({filled + 1}, params_[cur.members.front()].options().dtype(torch::kFloat32));  // +1: ride-along
+    cur.flat = torch::zeros({filled + 2}, params_[cur.members.front()].options().dtype(torch::kFloat32));  // +2: ride-alongs
     buckets_.push_back(std::move(cur));
     cur = Bucket{};
     filled = 0;
@@ -25,9 +25,14 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
   close();
 }
 
-double GradReducer::all_reduce(double local_value) {
+double GradReducer::all_reduce(double local_value, bool* flag) {
   if (comm_.size() == 1) return local_value;
-  if (buckets_.empty()) return comm_.all_reduce_value(local_value);
+  if (buckets_.empty()) {
+    std::vector<double> v{local_value, flag && *flag ? 1.0 : 0.0};
+    comm_.all_reduce(v);
+    if (flag) *flag = v[1] > 0;
+    return v[0];
+  }
   torch::NoGradGuard ng;
   for (auto& b : buckets_) {
     int64_t off = 0;
@@ -41,8 +46,13 @@ double GradReducer::all_reduce(double local_value) {
     }
     const bool last = &b == &buckets_.back();
     b.flat[off] = last ? local_value : 0.0;
+    b.flat[off + 1] = last && flag && *flag ? 1.0 : 0.0;
     dist::all_reduce(comm_, b.flat);
-    if (last) local_value = b.flat[off].item<double>();
+    if (last) {
+      auto tail = b.flat.slice(0, off, off + 2).to(torch::kCPU);
+      local_value = tail[0].item<double>();
+      if (flag) *flag = tail[1].item<double>() > 0;
+    }
     off = 0;
     for (size_t i : b.members) {
       auto& p = params_[i];

@@ -17,8 +17,10 @@ class GradReducer {
   // without a gradient on this rank contributes zeros (and receives the sum).
   // `local_value` (e.g. this rank's loss sum) rides along in the last bucket; the return
   // value is its sum over ranks, so every rank sees the global loss of the step at no
-  // extra collective and can react to NaN identically.
-  double all_reduce(double local_value = 0.0);
+  // extra collective and can react to NaN identically. `flag`, when given, rides along
+  // too: in, this rank's flag; out, whether any rank set it (e.g. a stop request), so all
+  // ranks act on it at the same step.
+  double all_reduce(double local_value = 0.0, bool* flag = nullptr);
   size_t buckets() const { return buckets_.size(); }
 
  private:

@@ -23,6 +23,12 @@ namespace {
 
 constexpr int64_t kFormat = 1;
 
+std::string fmt_double(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
 // The key of a parameter in the optimiser's state map: its TensorImpl address as text in
 // LibTorch 1.x, the address itself in 2.x. Both spellings compile; the map decides.
 using StateMap = std::decay_t<decltype(std::declval<torch::optim::Adam&>().state())>;
@@ -116,6 +122,13 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
       h5::write_attr(f, "config", meta.config_ini);
       h5::write_attr(f, "config_hash", meta.config_hash);
       h5::write_attr(f, "world_size", meta.world_size);
+      if (meta.step > 0) {
+        h5::write_attr(f, "step", meta.step);
+        h5::write_attr(f, "epoch_seen", meta.epoch_seen);
+        std::string sums = fmt_double(meta.epoch_loss_sum);
+        for (double v : meta.epoch_part_sums) sums += " " + fmt_double(v);
+        h5::write_attr(f, "epoch_sums", sums);
+      }
       h5::write_attr(f, "sha256", sha.hex());
       f.flush();
       f.close();
@@ -155,6 +168,13 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.config_ini = need_str("config");
   m.config_hash = need_str("config_hash");
   m.world_size = need_int("world_size");
+  m.step = h5::read_attr_int(f, "step").value_or(0);
+  if (m.step > 0) {
+    m.epoch_seen = need_int("epoch_seen");
+    std::istringstream sums(need_str("epoch_sums"));
+    sums >> m.epoch_loss_sum;
+    for (double v; sums >> v;) m.epoch_part_sums.push_back(v);
+  }
   return m;
 }
 

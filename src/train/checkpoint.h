@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "models/clustering_model.h"
 
@@ -22,6 +23,13 @@ struct CheckpointMeta {
   std::string config_ini;   // fully resolved config
   std::string config_hash;
   int64_t world_size = 1;
+  // Mid-epoch position (a stop at a step boundary): `step` steps of epoch `epoch` + 1 are
+  // done; the epoch's running sums (global, over all ranks) let the resumed run log the
+  // same epoch loss. step = 0: at an epoch boundary.
+  int64_t step = 0;
+  int64_t epoch_seen = 0;
+  double epoch_loss_sum = 0;
+  std::vector<double> epoch_part_sums;
 };
 
 // opt may be null (no optimiser state between stages).

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/threads.h"
 #include "dist/grad_reducer.h"
 #include "dist/nccl_communicator.h"
@@ -20,6 +22,7 @@
 #include "models/registry.h"
 #include "train/checkpoint.h"
 #include "train/device.h"
+#include "train/pretrain_artifact.h"
 #include "train/sample_grid.h"
 
 namespace mixvae::train {
@@ -56,11 +59,15 @@ bool use_bernoulli(const RunConfig& cfg, bool unit_interval) {
   return unit_interval;
 }
 
-std::shared_ptr<models::ClusteringModel> make_model(const RunConfig& cfg, int64_t input_dim, bool bernoulli) {
-  return models::make_model(cfg, input_dim, bernoulli);
-}
-
 Trainer::Trainer(dist::Communicator& comm, RunConfig cfg) : comm_(comm), cfg_(std::move(cfg)) {}
+
+namespace {
+// A stage's learning rates: its own, else [train]'s.
+double stage_lr(const models::Stage& st, const RunConfig& c) { return st.lr > 0 ? st.lr : c.train.lr; }
+double stage_lr_mixture(const models::Stage& st, const RunConfig& c) {
+  return st.lr_mixture > 0 ? st.lr_mixture : c.train.lr_mixture;
+}
+}  // namespace
 
 std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage& stage) {
   if (stage.kind == models::StageKind::Pretrain) {
@@ -70,8 +77,7 @@ std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage&
   // Two parameter groups: networks and mixture, each with its own learning rate
   // (VaDE's adam_nn and adam_gmm, models-math §3.3); models without mixture parameters
   // in this stage have one group.
-  const double lr = stage.lr > 0 ? stage.lr : cfg_.train.lr;
-  const double lr_mix = stage.lr_mixture > 0 ? stage.lr_mixture : cfg_.train.lr_mixture;
+  const double lr = stage_lr(stage, cfg_), lr_mix = stage_lr_mixture(stage, cfg_);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(model_->network_parameters(),
                       std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps)));
@@ -82,12 +88,11 @@ std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage&
 }
 
 void Trainer::set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt) {
-  if (stage.kind != models::StageKind::Main) return;
+  if (stage.kind != models::StageKind::Main || !stage.decay) return;
   // lr_e = max(floor, lr0 * decay^floor(e / every)), e counted from 0: the step decay of
   // the VaDE paper (x0.9 every 10 epochs) with the reference's floor.
-  if (!stage.decay) return;
   double factor = cfg_.train.lr_decay_every > 0 ? std::pow(cfg_.train.lr_decay, double(epoch / cfg_.train.lr_decay_every)) : 1.0;
-  double base[2] = {stage.lr > 0 ? stage.lr : cfg_.train.lr, stage.lr_mixture > 0 ? stage.lr_mixture : cfg_.train.lr_mixture};
+  double base[2] = {stage_lr(stage, cfg_), stage_lr_mixture(stage, cfg_)};
   auto& groups = opt.param_groups();
   for (size_t g = 0; g < groups.size() && g < 2; ++g) {
     static_cast<torch::optim::AdamOptions&>(groups[g].options()).lr(std::max(cfg_.train.lr_floor, base[g] * factor));
@@ -96,7 +101,8 @@ void Trainer::set_learning_rates(const models::Stage& stage, int64_t epoch, torc
 
 double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
                           dist::GradReducer& reducer,
-                          std::vector<double>* part_sums, std::vector<std::string>* part_names) {
+                          std::vector<double>* part_sums, std::vector<std::string>* part_names,
+                          const CheckpointMeta* mid) {
   model_->train(true);
   const uint64_t seed = cfg_.train.seed;
   const int64_t batch = stage.kind == models::StageKind::Pretrain ? cfg_.pretrain.batch_size : cfg_.train.batch_size;
@@ -104,8 +110,24 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
                  batch, models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : comm_.rank() + 1));
   log::Progress progress(cfg_.output.progress, stage.name, epoch + 1, stage.epochs, plan.steps(), data_.n_global);
   double local_sum = 0, shown = 0;
-  int64_t seen = 0;
-  for (int64_t s = 0; s < plan.steps(); ++s) {
+  int64_t seen = 0, first_step = 0;
+  // The loss parts are summed where they are computed and read once per epoch (reading
+  // each part every step would add a device synchronisation per part per step on a GPU).
+  torch::Tensor part_acc;
+  if (mid && mid->step > 0) {
+    // Continue a stopped epoch: the same plan, from the next step; rank 0 carries the
+    // global sums of the steps already done (only their sum over ranks is ever used).
+    first_step = mid->step;
+    seen = mid->epoch_seen;
+    shown = mid->epoch_loss_sum;
+    if (comm_.rank() == 0) local_sum = mid->epoch_loss_sum;
+    if (!mid->epoch_part_sums.empty()) {
+      part_acc = torch::tensor(mid->epoch_part_sums, torch::kFloat64).to(device_);
+      if (comm_.rank() != 0) part_acc.zero_();
+    }
+  }
+  for (int64_t s = first_step; s < plan.steps(); ++s) {
+    if (step_hook_) step_hook_();
     StepSlice sl = plan.step(s);
     torch::Tensor xb = data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_));
     models::LossTerms terms;
@@ -120,7 +142,8 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
     opt.zero_grad();
     (terms.total / double(sl.global_rows)).backward();
     double local = terms.total.item<double>();
-    double global = reducer.all_reduce(local);
+    bool stop = signals::stop_requested();
+    double global = reducer.all_reduce(local, &stop);
     if (!std::isfinite(global)) {
       throw DivergedError("loss is " + std::to_string(global) + " at " + stage.name + " epoch " +
                           std::to_string(epoch + 1) + " step " + std::to_string(s + 1) +
@@ -128,27 +151,50 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
     }
     opt.step();
     local_sum += local;
-    if (part_sums) {
-      if (part_sums->empty()) {
-        for (auto& [n, v] : terms.parts) {
-          part_names->push_back(n);
-          part_sums->push_back(0);
-        }
+    if (part_sums && !terms.parts.empty()) {
+      std::vector<torch::Tensor> values;
+      for (auto& [n, v] : terms.parts) values.push_back(v.to(torch::kFloat64));
+      torch::Tensor step_parts = torch::stack(values);
+      if (!part_acc.defined()) {
+        for (auto& [n, v] : terms.parts) part_names->push_back(n);
+        part_acc = step_parts;
+      } else {
+        part_acc += step_parts;
       }
-      for (size_t i = 0; i < terms.parts.size(); ++i) (*part_sums)[i] += terms.parts[i].second.item<double>();
     }
     seen += sl.global_rows;
     shown += global;
     progress.step(s + 1, shown / double(seen));
+    if (stop) {
+      // Every rank agreed on the stop at this step (it rode along with the gradients).
+      CheckpointMeta at;
+      at.step = s + 1;
+      at.epoch_seen = seen;
+      at.epoch_loss_sum = comm_.all_reduce_value(local_sum);
+      if (part_acc.defined()) {
+        torch::Tensor p = part_acc.to(torch::kCPU).contiguous();
+        at.epoch_part_sums.assign(p.data_ptr<double>(), p.data_ptr<double>() + p.numel());
+        comm_.all_reduce(at.epoch_part_sums);
+      }
+      write_checkpoint(stage_index, stage.name, epoch, &opt, &at);
+      throw PreemptedError("stopped by " + std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "request") +
+                           " at " + stage.name + " epoch " + std::to_string(epoch + 1) + " step " + std::to_string(s + 1) +
+                           "; checkpoint written to " + checkpoint_path(cfg_));
+    }
   }
   double total = comm_.all_reduce_value(local_sum);
+  if (part_sums && part_acc.defined()) {
+    part_acc = part_acc.to(torch::kCPU).contiguous();
+    part_sums->assign(part_acc.data_ptr<double>(), part_acc.data_ptr<double>() + part_acc.numel());
+  }
   if (part_sums) comm_.all_reduce(*part_sums);
   return seen > 0 ? total / double(seen) : 0.0;
 }
 
-void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt) {
+void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt,
+                               const CheckpointMeta* mid) {
   if (comm_.rank() != 0) return;
-  CheckpointMeta meta;
+  CheckpointMeta meta = mid ? *mid : CheckpointMeta{};
   meta.stage_index = stage_index;
   meta.epoch = epoch;
   meta.stage_name = stage_name;
@@ -208,7 +254,7 @@ TrainResult Trainer::run(bool resume) {
     data_.x = data_.x.pin_memory().to(device_, /*non_blocking=*/true);
   }
   torch::manual_seed(cfg_.train.seed);
-  model_ = make_model(cfg_, data_.d, bernoulli_);  // initialised on the CPU: the same weights on any device
+  model_ = models::make_model(cfg_, data_.d, bernoulli_);  // initialised on the CPU: the same weights on any device
   model_->to(device_);
   {
     std::vector<torch::Tensor> all;
@@ -219,6 +265,7 @@ TrainResult Trainer::run(bool resume) {
 
   const std::string ckpt = checkpoint_path(cfg_);
   int64_t start_stage = 0, start_epoch = 0;
+  CheckpointMeta resume_meta;
   dist::agree(comm_, [&] {
     if (comm_.rank() == 0) {
       std::error_code ec;
@@ -239,6 +286,7 @@ TrainResult Trainer::run(bool resume) {
       load_checkpoint(ckpt, *model_, nullptr);
       start_stage = meta.stage_index;
       start_epoch = meta.epoch;
+      resume_meta = meta;
     }
   });
 
@@ -295,19 +343,28 @@ TrainResult Trainer::run(bool resume) {
       continue;
     }
 
+    const bool stage_start = si != start_stage || (start_epoch == 0 && resume_meta.step == 0);
+    if (stage.kind == models::StageKind::Pretrain && stage_start && reuse_pretrained(stage)) {
+      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", stage.epochs}, {"artifact", artifact_note_}};
+      log_metrics(j.dump());
+      write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
+      continue;
+    }
     auto opt = make_optimizer(stage);
     std::vector<torch::Tensor> params;
     for (auto& g : opt->param_groups())
       for (auto& p : g.params()) params.push_back(p);
     dist::GradReducer reducer(tcomm(), params, cfg_.dist.bucket_mb);
     int64_t first = si == start_stage ? start_epoch : 0;
-    if (resume && si == start_stage && first > 0) load_checkpoint(ckpt, *model_, opt.get());
+    const bool mid_epoch = resume && si == start_stage && resume_meta.step > 0;
+    if (resume && si == start_stage && (first > 0 || mid_epoch)) load_checkpoint(ckpt, *model_, opt.get());
     for (int64_t e = first; e < stage.epochs; ++e) {
       set_learning_rates(stage, e, *opt);
       double t0 = now_s();
       std::vector<double> parts;
       std::vector<std::string> names;
-      double loss = run_epoch(stage, si, e, *opt, reducer, &parts, &names);
+      double loss = run_epoch(stage, si, e, *opt, reducer, &parts, &names,
+                              mid_epoch && e == first ? &resume_meta : nullptr);
       double secs = now_s() - t0;
       json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", e + 1}, {"loss", loss},
                 {"seconds", secs}, {"samples_per_s", double(data_.n_global) / secs},
@@ -360,6 +417,7 @@ TrainResult Trainer::run(bool resume) {
         return result;
       }
     }
+    if (stage.kind == models::StageKind::Pretrain) save_pretrained();
   }
   if (!final_evaluated) {  // e.g. resuming a finished run, or a recipe that ends without a main stage
     model_->set_stage(int64_t(recipe.size()) - 1);
@@ -371,6 +429,32 @@ TrainResult Trainer::run(bool resume) {
   return result;
 }
 
+bool Trainer::reuse_pretrained(const models::Stage& stage) {
+  if (pretrain_cache_.empty() || stage.epochs == 0) return false;
+  const PretrainKey key = pretrain_key(cfg_, comm_.size());
+  if (key.family.empty()) return false;
+  const std::string path = (fs::path(pretrain_cache_) / key.file_name()).string();
+  // Every rank must take the same branch: rank 0 looks, the others follow.
+  const bool present = comm_.all_reduce_value<int64_t>(comm_.rank() == 0 && fs::exists(path) ? 1 : 0) != 0;
+  if (!present) return false;
+  dist::agree(comm_, [&] { load_pretrained(path, key, model_->pretrain_parameters()); });
+  artifact_note_ = "reused:" + path;
+  log::info(stage.name + ": reused the pretrained autoencoder " + path);
+  return true;
+}
+
+void Trainer::save_pretrained() {
+  if (pretrain_cache_.empty()) return;
+  const PretrainKey key = pretrain_key(cfg_, comm_.size());
+  if (key.family.empty()) return;
+  const std::string path = (fs::path(pretrain_cache_) / key.file_name()).string();
+  artifact_note_ = "saved:" + path;
+  if (comm_.rank() != 0) return;
+  torch::NoGradGuard ng;
+  train::save_pretrained(path, key, model_->pretrain_parameters(), cfg_.output.dir);
+  log::info("pretrain: saved the pretrained autoencoder as " + path);
+}
+
 void Trainer::write_outputs(const TrainResult& r) {
   if (comm_.rank() != 0) return;
   const fs::path dir(cfg_.output.dir);
@@ -378,7 +462,7 @@ void Trainer::write_outputs(const TrainResult& r) {
             {"world_size", comm_.size()}, {"epochs", cfg_.train.epochs}, {"pretrain_epochs", cfg_.pretrain.epochs},
             {"loss", r.loss}, {"seconds", r.seconds}, {"occupancy", r.eval.occupancy},
             {"empty_clusters", r.eval.empty_clusters}, {"mean_entropy", r.eval.mean_entropy},
-            {"config_hash", cfg_.hash()},
+            {"config_hash", cfg_.hash()}, {"pretrain_artifact", artifact_note_},
             {"threads", torch::get_num_threads()}, {"device", describe_device(device_)},
             {"versions", {{"mixvae", MIXVAE_VERSION}, {"libtorch", TORCH_VERSION}, {"hdf5", H5_VERS_INFO},
                           {"mpi", dist::mpi_library_version()}}}};
@@ -400,7 +484,7 @@ std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string
                                                                const std::vector<std::string>& overrides) {
   CheckpointMeta meta = read_checkpoint_meta(path);
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
-  auto model = make_model(*cfg, meta.input_dim, meta.bernoulli);
+  auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);
   load_checkpoint(path, *model, nullptr);
   // The objective the checkpoint was written in (the last stage once the run is done).
   model->set_stage(std::min<int64_t>(meta.stage_index, int64_t(model->recipe(*cfg).size()) - 1));

@@ -4,6 +4,7 @@
 // checkpoint.h5, samples.png).
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "models/clustering_model.h"
+#include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/train_data.h"
 
@@ -23,8 +25,6 @@ struct TrainResult {
   int64_t epochs = 0;
 };
 
-// The model for a config and data set (the registry).
-std::shared_ptr<models::ClusteringModel> make_model(const RunConfig& cfg, int64_t input_dim, bool bernoulli);
 // auto -> bernoulli for data in [0,1], gaussian otherwise.
 bool use_bernoulli(const RunConfig& cfg, bool unit_interval);
 
@@ -38,6 +38,15 @@ class Trainer {
   // 0 = run to the end. Used by the resume tests.
   void set_stop_after_main_epochs(int64_t epochs) { stop_after_ = epochs; }
   models::ClusteringModel& model() { return *model_; }
+  // Called on every rank before every training step (a sweep's coordinator serves its
+  // queue there; a hook may call signals::request_stop()).
+  void set_step_hook(std::function<void()> hook) { step_hook_ = std::move(hook); }
+  // Folder of pretraining artifacts (train/pretrain_artifact.h): the pretraining stage
+  // loads its result from there when present and saves it there otherwise. "" = off.
+  void set_pretrain_cache(std::string dir) { pretrain_cache_ = std::move(dir); }
+  // Where the pretrained autoencoder came from: "" (trained here, no artifact dir),
+  // "saved:<file>" or "reused:<file>".
+  const std::string& pretrain_artifact() const { return artifact_note_; }
 
  private:
   dist::Communicator& comm_;
@@ -51,13 +60,24 @@ class Trainer {
   dist::Communicator& tcomm() { return nccl_ ? *nccl_ : comm_; }
   int64_t stop_after_ = 0;
   double start_time_ = 0;
+  std::function<void()> step_hook_;
+  std::string artifact_note_;
+  std::string pretrain_cache_;
 
+  // `mid`, when given, is a checkpoint taken inside this epoch: its steps are skipped and
+  // its running sums continued. A stop request agreed by all ranks ends the epoch after
+  // the current step with a checkpoint and a PreemptedError.
   double run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
                    dist::GradReducer& reducer,
-                   std::vector<double>* part_sums, std::vector<std::string>* part_names);
+                   std::vector<double>* part_sums, std::vector<std::string>* part_names,
+                   const CheckpointMeta* mid);
+  // True when the pretraining stage was served from (or saved to) pretrain.artifact_dir.
+  bool reuse_pretrained(const models::Stage& stage);
+  void save_pretrained();
   std::unique_ptr<torch::optim::Adam> make_optimizer(const models::Stage& stage);
   void set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt);
-  void write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt);
+  void write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt,
+                        const CheckpointMeta* mid = nullptr);
   void write_outputs(const TrainResult& r);
   void log_metrics(const std::string& json_line);
 };

@@ -12,7 +12,9 @@
 #include "core/errors.h"
 #include "data/synthetic.h"
 #include "dist/communicator.h"
+#include "core/signals.h"
 #include "train/checkpoint.h"
+#include "train/pretrain_artifact.h"
 #include "train/trainer.h"
 #include "test_util.h"
 
@@ -115,4 +117,94 @@ TEST_F(TrainerTest, ResumeWithoutCheckpointIsUsageError) {
   auto comm = dist::make_self_communicator();
   train::Trainer t(*comm, small_config(dir / "data.h5", dir / "d", 1));
   EXPECT_THROW(t.run(true), UsageError);
+}
+
+// A stop request (what SIGTERM/SIGUSR1 set) in the middle of an epoch: the trainer
+// checkpoints at that step boundary and throws PreemptedError; resuming gives the same
+// parameters, bit for bit, as a run never stopped. Stops in pretraining and in the main
+// objective.
+TEST_F(TrainerTest, StopAtAStepThenResumeIsBitIdentical) {
+  auto comm = dist::make_self_communicator();
+  train::Trainer straight(*comm, small_config(dir / "data.h5", dir / "a", 3));
+  straight.run(false);
+  auto expected = params_of(straight.model());
+
+  // 600 rows, batch 50: 12 steps an epoch. Steps 17 (pretraining epoch 2, step 5) and 33
+  // (main epoch 1, step 9) of the whole run.
+  for (int stop_at : {17, 33}) {
+    const std::string out = dir / ("s" + std::to_string(stop_at));
+    int steps = 0;
+    train::Trainer first(*comm, small_config(dir / "data.h5", out, 3));
+    first.set_step_hook([&] {
+      if (++steps == stop_at) signals::request_stop();
+    });
+    EXPECT_THROW(first.run(false), PreemptedError);
+    signals::clear_stop();
+    auto meta = train::read_checkpoint_meta(out + "/checkpoint.h5");
+    EXPECT_GT(meta.step, 0) << "stop at " << stop_at;
+    train::Trainer second(*comm, small_config(dir / "data.h5", out, 3));
+    second.run(true);
+    auto got = params_of(second.model());
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_TRUE(torch::equal(got[i], expected[i])) << "stop at " << stop_at << ", parameter " << i;
+    // The stopped epoch is logged once, with the loss of the uninterrupted run.
+    std::ifstream a(dir / "a/metrics.jsonl"), b(out + "/metrics.jsonl");
+    std::vector<nlohmann::json> la, lb;
+    for (std::string l; std::getline(a, l);) la.push_back(nlohmann::json::parse(l));
+    for (std::string l; std::getline(b, l);) lb.push_back(nlohmann::json::parse(l));
+    ASSERT_EQ(la.size(), lb.size());
+    for (size_t i = 0; i < la.size(); ++i)
+      if (la[i].contains("loss")) EXPECT_NEAR(la[i]["loss"].get<double>(), lb[i]["loss"].get<double>(), 1e-9) << i;
+  }
+}
+
+// Pretraining artifacts: the first run saves its pretrained autoencoder, a run of another
+// model of the same family and seed loads it instead of pretraining, and it is exactly the
+// autoencoder that model would have pretrained itself (the family shares initial weights).
+TEST_F(TrainerTest, PretrainArtifactIsSharedAcrossTheFamily) {
+  auto comm = dist::make_self_communicator();
+  auto cfg_of = [&](const std::string& model, const std::string& out) {
+    RunConfig c = small_config(dir / "data.h5", out, 1);
+    c.model.name = model;
+    c.options["kdvae.epochs"] = "1";
+    c.options["kdvae.warmup_epochs"] = "1";
+    c.options["kdvae.hidden"] = "8";
+    return c;
+  };
+  const auto key = train::pretrain_key(cfg_of("kdvae", dir / "x"), 1);
+  ASSERT_EQ(key.family, "vade-ae");
+  EXPECT_EQ(key.hash, train::pretrain_key(cfg_of("aegmm", dir / "y"), 1).hash);  // the run dir is not in the key
+  EXPECT_NE(key.hash, train::pretrain_key(cfg_of("gammmvae", dir / "y"), 1).hash);
+  EXPECT_NE(key.hash, train::pretrain_key(cfg_of("kdvae", dir / "y"), 2).hash);  // world size is
+  EXPECT_TRUE(train::pretrain_key(cfg_of("gmvae", dir / "y"), 1).family.empty());
+
+  // AE+GMM (pretraining + GMM, which leaves the autoencoder as pretrained) saves it ...
+  const std::string cache = dir / "pretrained";
+  train::Trainer aegmm(*comm, cfg_of("aegmm", dir / "aegmm"));
+  aegmm.set_pretrain_cache(cache);
+  aegmm.run(false);
+  EXPECT_EQ(aegmm.pretrain_artifact(), "saved:" + cache + "/" + key.file_name());
+  std::vector<torch::Tensor> pretrained;
+  for (auto& p : aegmm.model().pretrain_parameters()) pretrained.push_back(p.detach().clone());
+
+  // ... k-DVAE of the same seed reuses it ...
+  train::Trainer kd(*comm, cfg_of("kdvae", dir / "kdvae"));
+  kd.set_pretrain_cache(cache);
+  kd.run(false);
+  EXPECT_EQ(kd.pretrain_artifact(), "reused:" + cache + "/" + key.file_name());
+
+  // ... and k-DVAE pretraining on its own produces exactly those weights.
+  const std::string own_cache = dir / "pretrained-own";
+  train::Trainer kd_own(*comm, cfg_of("kdvae", dir / "kdvae-own"));
+  kd_own.set_pretrain_cache(own_cache);
+  kd_own.run(false);
+  std::vector<torch::Tensor> loaded;
+  for (auto& p : pretrained) loaded.push_back(torch::zeros_like(p));
+  train::load_pretrained(own_cache + "/" + key.file_name(), key, loaded);
+  for (size_t i = 0; i < loaded.size(); ++i) EXPECT_TRUE(torch::equal(loaded[i], pretrained[i])) << "tensor " << i;
+
+  // A damaged artifact is refused with a one-line error.
+  fs::resize_file(cache + "/" + key.file_name(), 500);
+  test::data_error_of([&] { train::load_pretrained(cache + "/" + key.file_name(), key, loaded); });
 }

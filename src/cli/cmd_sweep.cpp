@@ -1,0 +1,252 @@
+// mixvae sweep --config SWEEP.ini [--slice I/N] [--section.key=value ...]
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/signals.h"
+#include "dist/mailbox.h"
+#include "models/registry.h"
+#include "sweep/plan.h"
+#include "sweep/scheduler.h"
+#include "train/checkpoint.h"
+#include "train/pretrain_artifact.h"
+#include "train/trainer.h"
+
+namespace mixvae::cli {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+const char* kUsage =
+    "usage: mixvae sweep --config SWEEP.ini [--slice I/N] [--section.key=value ...]\n"
+    "\n"
+    "Trains every (dataset, model, seed) run of a sweep file. The world (mpirun -np W) is split\n"
+    "into W / sweep.ranks_per_run groups; each group trains one run at a time and takes the next\n"
+    "when it finishes. Runs go to RUNS/<dataset>/<model>/seed-<s>/ (RUNS = sweep.runs_dir);\n"
+    "rerunning the same command skips finished runs and resumes the others from their\n"
+    "checkpoints. Pretrained autoencoders are kept in RUNS/pretrained/ and shared by the runs\n"
+    "that need the same one. `mixvae report RUNS` prints the results table.\n"
+    "\n"
+    "  --config FILE   the sweep file (configs/sweeps/*.ini): [sweep] [datasets] [overrides]\n"
+    "  --slice I/N     only runs whose index % N == I (a job-array task's share)\n"
+    "  --sweep.KEY=V, --datasets.NAME=FILE, --overrides.SECTION.KEY=V   override the file\n"
+    "\n"
+    "exit codes: 0 all runs finished, 2 bad config, 3 stopped by SIGTERM/SIGUSR1 (checkpoints\n"
+    "written; rerun to continue), 5 finished but some runs failed (errors in sweep.json).\n";
+
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  if (s.size() > 1500) s = s.substr(0, 1500) + "...";
+  return s;
+}
+
+void write_status(const std::string& dir, const std::string& status, const std::string& error) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  json j = {{"status", status}, {"updated", std::time(nullptr)}};
+  if (!error.empty()) j["error"] = error;
+  const fs::path p = fs::path(dir) / "status.json";
+  {
+    std::ofstream out(p.string() + ".tmp", std::ios::trunc);
+    out << j.dump(2) << "\n";
+    if (!out) return;
+  }
+  fs::rename(p.string() + ".tmp", p, ec);
+}
+
+// What an earlier invocation left in a run's folder.
+sweep::RunState inspect(const sweep::RunSpec& spec, const RunConfig& cfg, int ranks_per_run) {
+  sweep::RunState st;
+  st.spec = spec;
+  const train::PretrainKey key = train::pretrain_key(cfg, ranks_per_run);
+  if (!key.family.empty() && cfg.pretrain.epochs > 0) st.artifact = key.file_name();
+  const fs::path dir(spec.dir);
+  if (fs::exists(dir / "result.json")) {
+    std::ifstream in(dir / "result.json");
+    json r = json::parse(in, nullptr, false);
+    if (!r.is_discarded() && r.value("config_hash", std::string()) == cfg.hash()) {
+      st.status = "done";
+      st.finished_before = true;
+      st.seconds = r.value("seconds", 0.0);
+      if (r.contains("acc") && r["acc"].is_number()) st.acc = r["acc"].get<double>();
+      if (r.contains("nmi") && r["nmi"].is_number()) st.nmi = r["nmi"].get<double>();
+      if (r.contains("ari") && r["ari"].is_number()) st.ari = r["ari"].get<double>();
+      return st;
+    }
+    st.status = "failed";
+    st.error =
+        (dir / "result.json").string() + " is a finished run of another config; move the folder away to rerun it";
+    return st;
+  }
+  const fs::path ckpt = dir / "checkpoint.h5";
+  if (fs::exists(ckpt)) {
+    try {
+      train::CheckpointMeta m = train::read_checkpoint_meta(ckpt.string());
+      if (m.config_hash != cfg.hash()) {
+        st.status = "failed";
+        st.error = ckpt.string() + " was written by another config; move the folder away to restart the run";
+        return st;
+      }
+      st.resume = true;
+    } catch (const std::exception& e) {
+      // An unreadable checkpoint: the run starts over (its folder is rewritten).
+      st.resume = false;
+    }
+  }
+  return st;
+}
+
+}  // namespace
+
+int cmd_sweep(dist::Communicator& world, const Args& args) {
+  std::string config_path, slice_text;
+  bool help = false;
+  std::vector<std::string> overrides;
+  sweep::SweepConfig sc;
+  std::vector<sweep::RunSpec> runs;
+  std::vector<RunConfig> cfgs;
+  int64_t slice_i = 0, slice_n = 1;
+  dist::agree(world, [&] {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      auto value = [&](const std::string& flag) {
+        if (a.rfind(flag + "=", 0) == 0) return a.substr(flag.size() + 1);
+        if (i + 1 >= args.size()) throw UsageError("sweep: " + flag + " needs a value");
+        return args[++i];
+      };
+      if (a == "--help" || a == "-h")
+        help = true;
+      else if (a == "--config" || a.rfind("--config=", 0) == 0)
+        config_path = value("--config");
+      else if (a == "--slice" || a.rfind("--slice=", 0) == 0)
+        slice_text = value("--slice");
+      else if (a.rfind("--", 0) == 0 && a.find('.') != std::string::npos && a.find('=') != std::string::npos)
+        overrides.push_back(a);
+      else
+        throw UsageError("sweep: unknown option '" + a +
+                         "' (valid: --config, --slice, --section.key=value; see --help)");
+    }
+    if (help) return;
+    sc = sweep::SweepConfig::load(config_path, overrides);
+    if (!slice_text.empty()) std::tie(slice_i, slice_n) = sweep::parse_slice(slice_text);
+    if (world.size() % sc.ranks_per_run != 0)
+      throw UsageError("sweep: " + std::to_string(world.size()) +
+                       " rank(s) do not split into groups of sweep.ranks_per_run = " +
+                       std::to_string(sc.ranks_per_run) + " (start a multiple of it)");
+    for (auto& r : sc.expand())
+      if (int64_t(r.index) % slice_n == slice_i) runs.push_back(std::move(r));
+    // Every run's config is checked before anything trains: a typo fails in a second,
+    // not after the first hundred runs.
+    std::set<std::string> checked;
+    for (const auto& r : runs) {
+      RunConfig c = RunConfig::load(r.experiment, r.overrides);
+      c.validate();
+      if (checked.insert(c.data.path).second && !fs::is_regular_file(c.data.path))
+        throw UsageError("sweep: dataset '" + r.dataset + "': data file '" + c.data.path +
+                         "' does not exist (create it with `mixvae prepare`, or set [datasets] " + r.dataset +
+                         " = FILE)");
+      cfgs.push_back(std::move(c));
+    }
+  });
+  if (help) {
+    if (world.rank() == 0) std::cout << kUsage;
+    return kExitOk;
+  }
+
+  const int rpr = int(sc.ranks_per_run), groups = world.size() / rpr, group = world.rank() / rpr;
+  std::unique_ptr<dist::Communicator> comm = world.split(group, world.rank());
+  std::unique_ptr<dist::Mailbox> mailbox = dist::make_world_mailbox();
+  const bool leader = comm->rank() == 0;
+
+  std::unique_ptr<sweep::Coordinator> coord;
+  std::unique_ptr<sweep::Worker> worker;
+  if (world.rank() == 0) {
+    std::vector<sweep::RunState> states;
+    for (size_t i = 0; i < runs.size(); ++i) states.push_back(inspect(runs[i], cfgs[i], rpr));
+    // A run's index in `states` is its position in this invocation's list.
+    for (size_t i = 0; i < states.size(); ++i) states[i].spec.index = i;
+    json header = {
+        {"name", sc.name},      {"config", sc.source}, {"runs_dir", sc.runs_dir}, {"world_size", world.size()},
+        {"ranks_per_run", rpr}, {"groups", groups},    {"mixvae", MIXVAE_VERSION}};
+    if (slice_n > 1) header["slice"] = std::to_string(slice_i) + "/" + std::to_string(slice_n);
+    const std::string json_name =
+        slice_n > 1 ? "sweep.slice-" + std::to_string(slice_i) + "-of-" + std::to_string(slice_n) + ".json"
+                    : "sweep.json";
+    coord =
+        std::make_unique<sweep::Coordinator>(mailbox.get(), groups, rpr, std::move(states),
+                                             (fs::path(sc.runs_dir) / json_name).string(), sc.artifact_dir(), header);
+  } else {
+    worker = std::make_unique<sweep::Worker>(mailbox.get(), leader, group);
+  }
+  auto hook = [&] {
+    if (coord)
+      coord->serve();
+    else
+      worker->poll_stop();
+  };
+
+  sweep::Outcome prev;
+  bool have_prev = false;
+  for (;;) {
+    const int64_t idx =
+        coord ? coord->next_for_self(have_prev ? &prev : nullptr) : worker->next(have_prev ? &prev : nullptr);
+    if (idx < 0) break;
+    const sweep::RunSpec& spec = runs[size_t(idx)];
+    const RunConfig& cfg = cfgs[size_t(idx)];
+    prev = sweep::Outcome{};
+    prev.index = idx;
+    have_prev = true;
+    // The leader decides whether to resume (what it sees on disk), for the whole group.
+    std::vector<int64_t> resume{leader && fs::exists(fs::path(spec.dir) / "checkpoint.h5") ? 1 : 0};
+    comm->broadcast(resume, 0);
+    if (leader) write_status(spec.dir, "running", "");
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      std::error_code ec;
+      if (leader) fs::create_directories(spec.dir, ec);
+      log::Redirect quiet(leader ? (fs::path(spec.dir) / "train.log").string() : "", leader ? 0 : 1);
+      train::Trainer trainer(*comm, cfg);
+      trainer.set_pretrain_cache(sc.artifact_dir());
+      trainer.set_step_hook(hook);
+      train::TrainResult r = trainer.run(resume[0] != 0);
+      prev.status = "done";
+      if (r.eval.has_labels) {
+        prev.acc = r.eval.scores.acc;
+        prev.nmi = r.eval.scores.nmi;
+        prev.ari = r.eval.scores.ari;
+      }
+    } catch (const PreemptedError& e) {
+      prev.status = "preempted";
+      prev.error = one_line(e.what());
+    } catch (const UsageError& e) {
+      prev.status = "failed";
+      prev.error = one_line(e.what());
+    } catch (const DataError& e) {
+      prev.status = "failed";
+      prev.error = one_line(e.what());
+    } catch (const DivergedError& e) {
+      prev.status = "failed";
+      prev.error = one_line(std::string("training diverged: ") + e.what());
+    } catch (const std::exception& e) {
+      // Alone in its group, a rank can record anything and go on; in a larger group the
+      // other ranks may be waiting in a collective, so main ends the job instead.
+      if (comm->size() > 1) throw;
+      prev.status = "failed";
+      prev.error = one_line(std::string("internal error: ") + e.what());
+    }
+    prev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (leader) write_status(spec.dir, prev.status, prev.error);
+  }
+  const int code = coord ? coord->finish() : worker->wait_exit_code();
+  return code;
+}
+
+}  // namespace mixvae::cli

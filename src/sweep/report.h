@@ -1,0 +1,119 @@
+#pragma once
+// `mixvae report`: reads a sweep's run tree (RUNS/<dataset>/<model>/seed-<s>/) into one
+// record per run, aggregates the finished runs per (model, dataset) and renders the table
+// in the layout of the k-DVAE paper's Table 2 (rows = models, column groups = datasets)
+// as Markdown, CSV and JSON, plus a per-run CSV.
+//
+// The statistics use every finished seed and nothing else: failed and unfinished runs are
+// counted, never averaged, and no run is ever picked by its labels (there is no "best
+// seed"); "best" only marks the model with the highest mean in a column.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mixvae::sweep {
+
+// finished: result.json exists. failed: status.json says "failed" and there is no
+// result.json. unfinished: anything else (running, preempted, never started).
+enum class RunStatus { Finished, Failed, Unfinished };
+const char* status_name(RunStatus s);
+
+struct RunRecord {
+  std::string dataset, model;  // directory names (the sweep's experiment name for model)
+  int64_t seed = 0;
+  std::string dir;  // relative to the RUNS root: <dataset>/<model>/seed-<s>
+  RunStatus status = RunStatus::Unfinished;
+  std::optional<double> acc, nmi, ari;  // finished runs on labelled data only
+  std::optional<double> seconds;
+  std::optional<int64_t> epochs, world_size;
+  std::string error;  // status.json's "error" (one line) for runs that did not finish
+};
+
+struct RunTree {
+  std::vector<RunRecord> runs;                // sorted by dataset, model, seed
+  std::vector<std::string> datasets, models;  // column-group and row order of the table
+};
+
+// Every RUNS/<dataset>/<model>/seed-<s>/ folder, plus the runs that RUNS/sweep.json (and
+// the RUNS/sweep.slice-I-of-N.json of a sliced sweep) list whose folder does not exist yet
+// (unfinished). Hidden folders and folders not named seed-<int> are ignored. Datasets and
+// models come in the sweep's order (its JSON lists them as its config does), then
+// alphabetically. Throws DataError naming the file for a missing RUNS folder or an
+// unreadable or garbled result.json, status.json or sweep.json. No runs when nothing is there.
+RunTree scan_runs(const std::string& root);
+
+// A tree of given runs (tests, tools): datasets and models in order of first appearance.
+RunTree make_tree(std::vector<RunRecord> runs);
+
+enum Metric { kAcc = 0, kNmi = 1, kAri = 2 };
+constexpr int kMetrics = 3;
+extern const std::array<const char*, kMetrics> kMetricNames;  // "acc", "nmi", "ari"
+
+struct Summary {
+  int64_t n = 0;
+  double mean = 0, min = 0, median = 0, max = 0;
+  std::optional<double> std;  // sample standard deviation (n - 1); none for one value
+};
+// None for no values.
+std::optional<Summary> summarize(std::vector<double> values);
+
+// Published numbers, stored as fractions like result.json (the CSV holds percentages).
+struct PaperValue {
+  std::optional<double> mean, std;
+};
+struct PaperEntry {
+  std::string model, dataset, source;
+  std::array<PaperValue, kMetrics> metric;
+};
+using PaperTable = std::vector<PaperEntry>;
+
+// Reads a CSV with a header naming the columns model, dataset and any of acc, acc_std,
+// nmi, nmi_std, ari, ari_std, source. Scores are percentages as papers print them (97.87);
+// a blank field means "not published". Throws DataError naming the file and line.
+PaperTable read_paper_csv(const std::string& path);
+
+// The paper row for a run: the first of NAME, NAME without its last "-suffix", without its
+// last two, ... that has a row for `dataset`, so "kdvae-quick" and "kdvae-w2-quick" read
+// the "kdvae" row. The dataset must match exactly. nullptr when there is none.
+const PaperEntry* match_paper(const PaperTable& paper, const std::string& model, const std::string& dataset);
+
+// One (model, dataset) of the table; exists when at least one run of it exists.
+struct Cell {
+  std::string model, dataset;
+  int64_t finished = 0, failed = 0, unfinished = 0;
+  std::array<std::optional<Summary>, kMetrics> metric;
+  // Highest mean of its column, marked only where at least two models have a value.
+  std::array<bool, kMetrics> best{};
+  std::optional<double> mean_seconds;  // over the finished runs that report it
+  std::optional<PaperEntry> paper;
+};
+
+struct Report {
+  std::string root;
+  std::vector<std::string> models, datasets;  // row order, column-group order
+  std::vector<Cell> cells;                    // row-major: by model, then dataset
+  std::vector<RunRecord> runs;
+  bool has_paper = false;    // --paper was given (CSV/JSON carry its columns; Markdown where it has numbers)
+  std::string paper_source;  // the --paper file
+
+  const Cell* cell(const std::string& model, const std::string& dataset) const;
+};
+
+Report build_report(const std::string& root, RunTree tree, const PaperTable* paper = nullptr,
+                    const std::string& paper_source = "");
+
+std::string to_markdown(const Report& r);  // percentages, best in bold
+std::string to_csv(const Report& r);       // one row per cell, fractions, best as 0/1
+std::string to_json(const Report& r);      // cells and runs, fractions
+std::string runs_csv(const Report& r);     // one row per run
+
+// One CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& s);
+
+// Writes through a temporary file in the same folder and a rename, so a reader never sees
+// half a file and a failure leaves nothing behind. DataError naming `path` on failure.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace mixvae::sweep

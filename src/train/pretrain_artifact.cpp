@@ -1,0 +1,127 @@
+#include "train/pretrain_artifact.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "core/errors.h"
+#include "core/sha256.h"
+#include "data/h5.h"
+#include "models/registry.h"
+
+namespace mixvae::train {
+namespace fs = std::filesystem;
+namespace h5 = mixvae::data::h5;
+
+namespace {
+std::string data_identity(const std::string& path) {
+  std::error_code ec;
+  fs::path canon = fs::weakly_canonical(path, ec);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return (ec ? path : canon.string()) + " (missing)";
+  std::ostringstream os;
+  os << (ec ? path : canon.string()) << " size=" << st.st_size << " mtime=" << st.st_mtim.tv_sec << "."
+     << st.st_mtim.tv_nsec;
+  return os.str();
+}
+
+std::string params_digest(const std::vector<torch::Tensor>& params) {
+  Sha256 sha;
+  for (const auto& p : params) {
+    torch::Tensor c = p.detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
+    sha.add(c.data_ptr(), size_t(c.numel()) * sizeof(float));
+  }
+  return sha.hex();
+}
+}  // namespace
+
+PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
+  PretrainKey k;
+  k.family = models::pretrain_family(cfg.model.name);
+  if (k.family.empty()) return k;
+  std::ostringstream t;
+  // The pretrained weights depend on these and nothing else: the initial weights (seed,
+  // architecture), the data and its order (file, shuffle mode, ranks), the objective
+  // (likelihood, reconstruction weight) and the optimiser (the [pretrain] section).
+  t << "family=" << k.family << "\n"
+    << "data=" << data_identity(cfg.data.path) << "\n"
+    << "data.shuffle=" << cfg.data.shuffle << "\n"
+    << "world_size=" << world_size << "\n"
+    << "dist.device=" << cfg.dist.device << "\n"
+    << "model.hidden=" << cfg.model.hidden << "\n"
+    << "model.latent=" << cfg.model.latent << "\n"
+    << "model.likelihood=" << cfg.model.likelihood << "\n"
+    << "model.recon_weight=" << cfg.model.recon_weight << "\n"
+    << "model.logvar_clamp=" << cfg.model.logvar_clamp << "\n"
+    << "pretrain.epochs=" << cfg.pretrain.epochs << "\n"
+    << "pretrain.batch_size=" << cfg.pretrain.batch_size << "\n"
+    << "pretrain.lr=" << cfg.pretrain.lr << "\n"
+    << "pretrain.adam_eps=" << cfg.pretrain.adam_eps << "\n"
+    << "train.seed=" << cfg.train.seed << "\n";
+  k.text = t.str();
+  k.hash = sha256_bytes(k.text.data(), k.text.size()).substr(0, 16);
+  return k;
+}
+
+void load_pretrained(const std::string& path, const PretrainKey& key, const std::vector<torch::Tensor>& params) {
+  h5::File f = h5::open_read(path);
+  if (h5::read_attr_string(f, "format").value_or("") != "mixvae-pretrained")
+    throw data_error(path, "not a mixvae pretraining artifact");
+  if (h5::read_attr_string(f, "key").value_or("") != key.text)
+    throw data_error(path, "pretraining artifact was made for another key (remove it; it is rebuilt on demand)");
+  const int64_t n = h5::read_attr_int(f, "count").value_or(-1);
+  if (n != int64_t(params.size()))
+    throw data_error(path, "pretraining artifact holds " + std::to_string(n) + " tensors, the model has " +
+                               std::to_string(params.size()));
+  std::vector<torch::Tensor> loaded;
+  for (size_t i = 0; i < params.size(); ++i) {
+    std::vector<hsize_t> dims;
+    auto v = h5::read_array<float>(f, "params/" + std::to_string(i), &dims);
+    std::vector<int64_t> shape(dims.begin(), dims.end());
+    if (torch::IntArrayRef(shape) != params[i].sizes())
+      throw data_error(path, "tensor " + std::to_string(i) + " of the pretraining artifact has another shape");
+    loaded.push_back(torch::from_blob(v.data(), shape, torch::kFloat32).clone());
+  }
+  if (params_digest(loaded) != h5::read_attr_string(f, "sha256").value_or(""))
+    throw data_error(path, "pretraining artifact checksum mismatch (corrupted file; remove it)");
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(loaded[i]);
+}
+
+void save_pretrained(const std::string& path, const PretrainKey& key, const std::vector<torch::Tensor>& params,
+                     const std::string& source) {
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    {
+      h5::File f = h5::create(tmp);
+      for (size_t i = 0; i < params.size(); ++i) {
+        torch::Tensor c = params[i].detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
+        std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
+        h5::write_array<float>(f, "params/" + std::to_string(i), c.data_ptr<float>(), dims);
+      }
+      h5::write_attr(f, "format", std::string("mixvae-pretrained"));
+      h5::write_attr(f, "key", key.text);
+      h5::write_attr(f, "count", int64_t(params.size()));
+      h5::write_attr(f, "source", source);
+      h5::write_attr(f, "sha256", params_digest(params));
+      f.flush();
+      f.close();
+    }
+    int fd = ::open(tmp.c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+    fs::rename(tmp, path);
+  } catch (const std::exception& e) {
+    fs::remove(tmp, ec);
+    throw DataError(path + ": cannot write pretraining artifact: " + e.what());
+  }
+}
+
+}  // namespace mixvae::train

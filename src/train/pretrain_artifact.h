@@ -1,0 +1,35 @@
+#pragma once
+// Pretraining as an artifact, not a download: the pretrained autoencoder of a (data file,
+// architecture, pretraining config, seed, world size) is saved once under a cache folder
+// (a sweep's RUNS/pretrained/) and loaded by every later run that would train the same
+// thing (VaDE, AE+GMM, k-DVAE's and k-DAE's initialiser share one), so a sweep never
+// pretrains the same thing twice and any result names the artifact it started from.
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace mixvae::train {
+
+struct PretrainKey {
+  std::string family;  // the registry's pretraining family ("" : the model has none)
+  std::string text;    // every input the pretrained weights depend on, one per line
+  std::string hash;    // first 16 hex digits of SHA-256(text)
+  std::string file_name() const { return family + "-" + hash + ".h5"; }
+};
+
+// The key of cfg's pretraining on `world_size` ranks. The data file enters by its
+// canonical path, size and modification time (a rewritten file is a new artifact).
+PretrainKey pretrain_key(const RunConfig& cfg, int world_size);
+
+// Loads an artifact into `params` (in order) after checking its checksum, key and
+// shapes; DataError naming the file otherwise.
+void load_pretrained(const std::string& path, const PretrainKey& key, const std::vector<torch::Tensor>& params);
+// Writes it atomically (unique temporary file, fsync, rename): concurrent writers of the
+// same key are harmless, readers never see half a file.
+void save_pretrained(const std::string& path, const PretrainKey& key, const std::vector<torch::Tensor>& params,
+                     const std::string& source);
+
+}  // namespace mixvae::train
