@@ -165,10 +165,8 @@ SweepConfig SweepConfig::load(const std::string& path, const std::vector<std::st
     c.ranks_per_run = std::stoll(*v);
   }
   if (c.runs_dir.empty()) throw UsageError(where + "runs_dir is empty");
-  for (const auto& [d, p] : c.dataset_paths)
-    if (std::find(c.datasets.begin(), c.datasets.end(), d) == c.datasets.end())
-      throw UsageError(path + ": [datasets] names '" + d + "', which is not in sweep.datasets (" + join(c.datasets) +
-                       ")");
+  // [datasets] may name more datasets than the sweep trains (a file's full list, with
+  // --sweep.datasets picking a subset); those entries are simply unused.
   for (const auto& [k, v] : c.overrides)
     if (k == "train.seed" || k == "output.dir")
       throw UsageError(path + ": [overrides] cannot set " + k + " (the sweep sets it per run)");
@@ -203,7 +201,11 @@ std::vector<RunSpec> SweepConfig::expand() const {
     }
   if (!missing.empty())
     throw UsageError(source + ": no experiment config for " + std::to_string(missing.size()) +
-                     " (dataset, model) pair(s): " + join(missing) + " (sweep.experiments = " + experiments + ")");
+                     " (dataset, model) pair(s): " + join(missing) + " (sweep.experiments = " + experiments +
+                     (fs::path(experiments).is_relative()
+                          ? ", relative to the current directory " + fs::current_path().string()
+                          : std::string()) +
+                     ")");
   return runs;
 }
 
