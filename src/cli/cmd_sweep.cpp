@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -62,6 +63,23 @@ void write_status(const std::string& dir, const std::string& status, const std::
   fs::rename(p.string() + ".tmp", p, ec);
 }
 
+// Whether INI text written by an earlier invocation (a run's config.ini, a checkpoint's
+// config) describes the planned run. Compared after loading it with this binary's
+// defaults, so a mixvae that gained a config key (at its default) still recognises the
+// runs an older one finished; a hash of the text would not.
+bool same_config(const std::string& ini_text, const std::string& origin, const RunConfig& planned) {
+  try {
+    return RunConfig::load_text(ini_text, origin).to_ini() == planned.to_ini();
+  } catch (const std::exception&) {
+    return false;  // a key this binary no longer knows, a bad value: not the planned run
+  }
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 // What an earlier invocation left in a run's folder.
 sweep::RunState inspect(const sweep::RunSpec& spec, const RunConfig& cfg, int ranks_per_run) {
   sweep::RunState st;
@@ -72,7 +90,7 @@ sweep::RunState inspect(const sweep::RunSpec& spec, const RunConfig& cfg, int ra
   if (fs::exists(dir / "result.json")) {
     std::ifstream in(dir / "result.json");
     json r = json::parse(in, nullptr, false);
-    if (!r.is_discarded() && r.value("config_hash", std::string()) == cfg.hash()) {
+    if (!r.is_discarded() && same_config(read_file(dir / "config.ini"), (dir / "config.ini").string(), cfg)) {
       st.status = "done";
       st.finished_before = true;
       st.seconds = r.value("seconds", 0.0);
@@ -90,7 +108,7 @@ sweep::RunState inspect(const sweep::RunSpec& spec, const RunConfig& cfg, int ra
   if (fs::exists(ckpt)) {
     try {
       train::CheckpointMeta m = train::read_checkpoint_meta(ckpt.string());
-      if (m.config_hash != cfg.hash()) {
+      if (!same_config(m.config_ini, ckpt.string(), cfg)) {
         st.status = "failed";
         st.error = ckpt.string() + " was written by another config; move the folder away to restart the run";
         return st;

@@ -55,6 +55,17 @@ sweep "$TMP/a" > "$TMP/a2.log" 2>&1 && grep -q "12 finished earlier" "$TMP/a2.lo
   && [ "$(stat -c %Y "$TMP/a/smoke/vade/seed-0/result.json")" = "$before" ] \
   && ok "rerun of a finished sweep trains nothing" || bad "rerun: $(tail -3 "$TMP/a2.log")"
 
+# A run folder written by a mixvae that lacked a config key (here: the line removed) is
+# still this run; a different config is never overwritten, but reported (exit 5).
+sed -i '/^collapse_warn/d' "$TMP/a/smoke/vade/seed-0/config.ini"
+sweep "$TMP/a" > "$TMP/a3.log" 2>&1 && grep -q "12 finished earlier" "$TMP/a3.log" \
+  && ok "a config.ini without a defaulted key still matches" || bad "older config.ini: $(tail -3 "$TMP/a3.log")"
+sweep "$TMP/a" --overrides.train.lr=0.001 > "$TMP/a4.log" 2>&1; rc=$?
+[ "$rc" -eq 5 ] && grep -q "is a finished run of another config" "$TMP/a/sweep.json" \
+  && [ "$(stat -c %Y "$TMP/a/smoke/vade/seed-0/result.json")" = "$before" ] \
+  && ok "another config: exit 5, runs reported, nothing overwritten" || bad "another config: exit $rc $(tail -2 "$TMP/a4.log")"
+sweep "$TMP/a" > /dev/null 2>&1  # sweep.json back to the finished state
+
 # 3. Kill -9 mid-sweep, rerun: only the missing runs train, the results are those of the
 #    uninterrupted sweep.
 sweep "$TMP/b" > "$TMP/b.log" 2>&1 &
