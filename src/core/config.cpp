@@ -47,6 +47,10 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("train", "threads", c.train.threads, "intra-op threads per rank (0: cores / local ranks)");
   v("train", "collapse_warn", c.train.collapse_warn,
     "warn when one cluster holds more than this fraction of the data");
+  v("train", "divergence_retries", c.train.divergence_retries,
+    "NaN/Inf loss: roll back to the last checkpoint and retry with lower learning rates this often (0: stop)");
+  v("train", "divergence_lr_factor", c.train.divergence_lr_factor,
+    "factor applied to every learning rate at each divergence rollback");
   v("pretrain", "epochs", c.pretrain.epochs, "autoencoder pretraining epochs (0: skip)");
   v("pretrain", "batch_size", c.pretrain.batch_size, "global batch size of pretraining");
   v("pretrain", "lr", c.pretrain.lr, "Adam learning rate of pretraining");
@@ -301,6 +305,9 @@ void RunConfig::validate() const {
   if (train.eval_every < 0) bad("train.eval_every", "must be >= 0");
   if (train.threads < 0) bad("train.threads", "must be >= 0");
   if (!(train.collapse_warn > 0 && train.collapse_warn <= 1)) bad("train.collapse_warn", "must be in (0, 1]");
+  if (train.divergence_retries < 0) bad("train.divergence_retries", "must be >= 0");
+  if (!(train.divergence_lr_factor > 0 && train.divergence_lr_factor <= 1))
+    bad("train.divergence_lr_factor", "must be in (0, 1]");
   if (pretrain.epochs < 0) bad("pretrain.epochs", "must be >= 0, got " + std::to_string(pretrain.epochs));
   if (pretrain.batch_size < 1) bad("pretrain.batch_size", "must be >= 1");
   if (!(pretrain.lr > 0)) bad("pretrain.lr", "must be a positive number");

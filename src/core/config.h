@@ -44,6 +44,8 @@ struct TrainConfig {
   int64_t eval_every = 1;
   int64_t threads = 0;          // intra-op threads; 0 = cores / local ranks
   double collapse_warn = 0.9;   // warn when one cluster holds more than this fraction
+  int64_t divergence_retries = 2;      // NaN/Inf loss: roll back to the last checkpoint this often
+  double divergence_lr_factor = 0.5;   // ... each time multiplying every learning rate by this
 };
 
 struct PretrainConfig {

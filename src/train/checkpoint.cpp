@@ -122,6 +122,10 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
       h5::write_attr(f, "config", meta.config_ini);
       h5::write_attr(f, "config_hash", meta.config_hash);
       h5::write_attr(f, "world_size", meta.world_size);
+      if (meta.rollbacks > 0) {
+        h5::write_attr(f, "lr_scale", meta.lr_scale);
+        h5::write_attr(f, "rollbacks", meta.rollbacks);
+      }
       if (meta.step > 0) {
         h5::write_attr(f, "step", meta.step);
         h5::write_attr(f, "epoch_seen", meta.epoch_seen);
@@ -168,6 +172,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.config_ini = need_str("config");
   m.config_hash = need_str("config_hash");
   m.world_size = need_int("world_size");
+  m.lr_scale = h5::read_attr_double(f, "lr_scale").value_or(1.0);
+  m.rollbacks = h5::read_attr_int(f, "rollbacks").value_or(0);
   m.step = h5::read_attr_int(f, "step").value_or(0);
   if (m.step > 0) {
     m.epoch_seen = need_int("epoch_seen");

@@ -30,6 +30,9 @@ struct CheckpointMeta {
   int64_t epoch_seen = 0;
   double epoch_loss_sum = 0;
   std::vector<double> epoch_part_sums;
+  // Divergence rollbacks so far and the learning-rate factor they left (1: none).
+  double lr_scale = 1.0;
+  int64_t rollbacks = 0;
 };
 
 // opt may be null (no optimiser state between stages).

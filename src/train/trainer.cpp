@@ -30,9 +30,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // Writes text to path atomically (temporary file + rename), so readers never see half a file.
 void write_atomic(const std::string& path, const std::string& text) {
@@ -71,43 +69,48 @@ double stage_lr_mixture(const models::Stage& st, const RunConfig& c) {
 
 std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage& stage) {
   if (stage.kind == models::StageKind::Pretrain) {
-    auto opts = torch::optim::AdamOptions(stage.lr > 0 ? stage.lr : cfg_.pretrain.lr).eps(cfg_.pretrain.adam_eps);
+    auto opts =
+        torch::optim::AdamOptions((stage.lr > 0 ? stage.lr : cfg_.pretrain.lr) * lr_scale_).eps(cfg_.pretrain.adam_eps);
     return std::make_unique<torch::optim::Adam>(model_->pretrain_parameters(), opts);
   }
   // Two parameter groups: networks and mixture, each with its own learning rate
   // (VaDE's adam_nn and adam_gmm, models-math §3.3); models without mixture parameters
   // in this stage have one group.
-  const double lr = stage_lr(stage, cfg_), lr_mix = stage_lr_mixture(stage, cfg_);
+  const double lr = stage_lr(stage, cfg_) * lr_scale_, lr_mix = stage_lr_mixture(stage, cfg_) * lr_scale_;
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model_->network_parameters(),
-                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps)));
+  groups.emplace_back(model_->network_parameters(), std::make_unique<torch::optim::AdamOptions>(
+                                                        torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps)));
   auto mix = model_->mixture_parameters();
   if (!mix.empty())
-    groups.emplace_back(mix, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr_mix).eps(cfg_.train.adam_eps)));
-  return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps));
+    groups.emplace_back(
+        mix, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr_mix).eps(cfg_.train.adam_eps)));
+  return std::make_unique<torch::optim::Adam>(std::move(groups),
+                                              torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps));
 }
 
 void Trainer::set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt) {
+  // Without decay the optimiser keeps the rates make_optimizer gave it (scale included).
   if (stage.kind != models::StageKind::Main || !stage.decay) return;
   // lr_e = max(floor, lr0 * decay^floor(e / every)), e counted from 0: the step decay of
   // the VaDE paper (x0.9 every 10 epochs) with the reference's floor.
-  double factor = cfg_.train.lr_decay_every > 0 ? std::pow(cfg_.train.lr_decay, double(epoch / cfg_.train.lr_decay_every)) : 1.0;
+  double factor =
+      cfg_.train.lr_decay_every > 0 ? std::pow(cfg_.train.lr_decay, double(epoch / cfg_.train.lr_decay_every)) : 1.0;
   double base[2] = {stage_lr(stage, cfg_), stage_lr_mixture(stage, cfg_)};
   auto& groups = opt.param_groups();
   for (size_t g = 0; g < groups.size() && g < 2; ++g) {
-    static_cast<torch::optim::AdamOptions&>(groups[g].options()).lr(std::max(cfg_.train.lr_floor, base[g] * factor));
+    static_cast<torch::optim::AdamOptions&>(groups[g].options())
+        .lr(std::max(cfg_.train.lr_floor, base[g] * factor) * lr_scale_);
   }
 }
 
 double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
-                          dist::GradReducer& reducer,
-                          std::vector<double>* part_sums, std::vector<std::string>* part_names,
-                          const CheckpointMeta* mid) {
+                          dist::GradReducer& reducer, std::vector<double>* part_sums,
+                          std::vector<std::string>* part_names, const CheckpointMeta* mid) {
   model_->train(true);
   const uint64_t seed = cfg_.train.seed;
   const int64_t batch = stage.kind == models::StageKind::Pretrain ? cfg_.pretrain.batch_size : cfg_.train.batch_size;
-  EpochPlan plan(data_, comm_.rank(), comm_.size(),
-                 batch, models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : comm_.rank() + 1));
+  EpochPlan plan(data_, comm_.rank(), comm_.size(), batch,
+                 models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : comm_.rank() + 1));
   log::Progress progress(cfg_.output.progress, stage.name, epoch + 1, stage.epochs, plan.steps(), data_.n_global);
   double local_sum = 0, shown = 0;
   int64_t seen = 0, first_step = 0;
@@ -146,8 +149,7 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
     double global = reducer.all_reduce(local, &stop);
     if (!std::isfinite(global)) {
       throw DivergedError("loss is " + std::to_string(global) + " at " + stage.name + " epoch " +
-                          std::to_string(epoch + 1) + " step " + std::to_string(s + 1) +
-                          " (try a lower learning rate; issue #6 adds automatic rollback)");
+                          std::to_string(epoch + 1) + " step " + std::to_string(s + 1) + "");
     }
     opt.step();
     local_sum += local;
@@ -177,9 +179,10 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
         comm_.all_reduce(at.epoch_part_sums);
       }
       write_checkpoint(stage_index, stage.name, epoch, &opt, &at);
-      throw PreemptedError("stopped by " + std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "request") +
-                           " at " + stage.name + " epoch " + std::to_string(epoch + 1) + " step " + std::to_string(s + 1) +
-                           "; checkpoint written to " + checkpoint_path(cfg_));
+      throw PreemptedError("stopped by " +
+                           std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "request") +
+                           " at " + stage.name + " epoch " + std::to_string(epoch + 1) + " step " +
+                           std::to_string(s + 1) + "; checkpoint written to " + checkpoint_path(cfg_));
     }
   }
   double total = comm_.all_reduce_value(local_sum);
@@ -191,10 +194,21 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
   return seen > 0 ? total / double(seen) : 0.0;
 }
 
-void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt,
-                               const CheckpointMeta* mid) {
+void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch,
+                               torch::optim::Adam* opt, const CheckpointMeta* mid) {
+  // Never a NaN checkpoint: a NaN gradient with a finite loss leaves NaN parameters that
+  // the next step's loss would show; checked here on every rank (the parameters are the
+  // same everywhere), once per checkpoint instead of over every gradient every step.
+  {
+    torch::NoGradGuard ng;
+    bool finite = true;
+    for (const auto& p : model_->parameters()) finite = finite && torch::isfinite(p).all().item<bool>();
+    if (!finite) throw DivergedError("parameters became NaN/Inf in " + stage_name + " epoch " + std::to_string(epoch));
+  }
   if (comm_.rank() != 0) return;
   CheckpointMeta meta = mid ? *mid : CheckpointMeta{};
+  meta.lr_scale = lr_scale_;
+  meta.rollbacks = rollbacks_;
   meta.stage_index = stage_index;
   meta.epoch = epoch;
   meta.stage_name = stage_name;
@@ -238,8 +252,9 @@ TrainResult Trainer::run(bool resume) {
   }
   dist::agree(comm_, [&] {
     if (cfg_.dist.backend == "nccl" && shared_gpu && comm_.size() > 1)
-      throw UsageError("dist.backend = nccl needs one GPU per rank, but a node runs more ranks than it has GPUs "
-                       "(start fewer ranks per node, or use dist.backend = mpi or auto)");
+      throw UsageError(
+          "dist.backend = nccl needs one GPU per rank, but a node runs more ranks than it has GPUs "
+          "(start fewer ranks per node, or use dist.backend = mpi or auto)");
   });
   if (device_.is_cuda() && comm_.size() > 1 && cfg_.dist.backend != "mpi" && dist::nccl_available() && !shared_gpu) {
     // Gradients and mixture statistics are all-reduced on the GPUs; host values still go
@@ -287,13 +302,16 @@ TrainResult Trainer::run(bool resume) {
       start_stage = meta.stage_index;
       start_epoch = meta.epoch;
       resume_meta = meta;
+      lr_scale_ = meta.lr_scale;
+      rollbacks_ = meta.rollbacks;
     }
   });
 
-  if (nccl_) log::info("GPU collectives: NCCL " + dist::nccl_version() + " on " + std::to_string(comm_.size()) + " ranks");
-  log::info("mixvae " MIXVAE_VERSION ": " + model_->name() + " on " + data_.path + " (" + std::to_string(data_.n_global) +
-            " x " + std::to_string(data_.d) + ", " + (bernoulli_ ? "bernoulli" : "gaussian") + " likelihood), " +
-            std::to_string(comm_.size()) + " rank(s) x " +
+  if (nccl_)
+    log::info("GPU collectives: NCCL " + dist::nccl_version() + " on " + std::to_string(comm_.size()) + " ranks");
+  log::info("mixvae " MIXVAE_VERSION ": " + model_->name() + " on " + data_.path + " (" +
+            std::to_string(data_.n_global) + " x " + std::to_string(data_.d) + ", " +
+            (bernoulli_ ? "bernoulli" : "gaussian") + " likelihood), " + std::to_string(comm_.size()) + " rank(s) x " +
             (device_.is_cpu() ? std::to_string(threads) + " thread(s)" : describe_device(device_)) + ", " +
             (data_.global_mode ? "global" : "shard") + " shuffle, seed " + std::to_string(cfg_.train.seed));
 
@@ -302,19 +320,13 @@ TrainResult Trainer::run(bool resume) {
     const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
     if (!resume) {
       std::ofstream(mpath, std::ios::trunc);
-    } else if (fs::exists(mpath)) {
+    } else {
       // Keep only the epochs the checkpoint contains, so a resumed run's log has each once.
-      std::ifstream in(mpath);
-      std::string line, kept;
-      while (std::getline(in, line)) {
-        auto j = json::parse(line, nullptr, false);
-        if (j.is_discarded()) continue;
-        int64_t si = j.value("stage_index", int64_t(0)), ep = j.value("epoch", int64_t(0));
-        if (si < start_stage || (si == start_stage && ep <= start_epoch)) kept += line + "\n";
-      }
-      write_atomic(mpath.string(), kept);
+      keep_metrics_until(start_stage, start_epoch);
     }
-    if (resume) log::info("resuming from " + ckpt + " at stage " + std::to_string(start_stage) + ", epoch " + std::to_string(start_epoch));
+    if (resume)
+      log::info("resuming from " + ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
+                std::to_string(start_epoch));
   }
 
   TrainResult result;
@@ -327,9 +339,10 @@ TrainResult Trainer::run(bool resume) {
       double t0 = now_s();
       // Every sample once: each rank embeds its evaluation rows.
       model_->eval();
-      torch::Tensor z = map_rows(data_.x.slice(0, data_.eval_begin, data_.eval_end), 2000,
-                                 [&](const torch::Tensor& xb) { return model_->embed(xb); },
-                                 torch::empty({0, cfg_.model.latent}, data_.x.options()));
+      torch::Tensor z = map_rows(
+          data_.x.slice(0, data_.eval_begin, data_.eval_end), 2000,
+          [&](const torch::Tensor& xb) { return model_->embed(xb); },
+          torch::empty({0, cfg_.model.latent}, data_.x.options()));
       std::string msg = model_->init_mixture(tcomm(), z, cfg_);
       EvalResult ev = evaluate(comm_, *model_, data_);
       json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", 0}, {"seconds", now_s() - t0}, {"info", msg}};
@@ -358,63 +371,86 @@ TrainResult Trainer::run(bool resume) {
     int64_t first = si == start_stage ? start_epoch : 0;
     const bool mid_epoch = resume && si == start_stage && resume_meta.step > 0;
     if (resume && si == start_stage && (first > 0 || mid_epoch)) load_checkpoint(ckpt, *model_, opt.get());
+    // The epoch that continues a mid-epoch checkpoint (resume or rollback), and its meta.
+    int64_t mid_at = mid_epoch ? first : -1;
+    CheckpointMeta mid_meta = resume_meta;
     for (int64_t e = first; e < stage.epochs; ++e) {
-      set_learning_rates(stage, e, *opt);
-      double t0 = now_s();
-      std::vector<double> parts;
-      std::vector<std::string> names;
-      double loss = run_epoch(stage, si, e, *opt, reducer, &parts, &names,
-                              mid_epoch && e == first ? &resume_meta : nullptr);
-      double secs = now_s() - t0;
-      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", e + 1}, {"loss", loss},
-                {"seconds", secs}, {"samples_per_s", double(data_.n_global) / secs},
-                {"lr", static_cast<torch::optim::AdamOptions&>(opt->param_groups()[0].options()).lr()}};
-      for (size_t i = 0; i < names.size(); ++i) j[names[i]] = parts[i] / double(data_.n_global);
-      std::string extra;
-      const bool last = e + 1 == stage.epochs;
-      const bool stopping = stage.kind == models::StageKind::Main && stop_after_ > 0 && e + 1 >= stop_after_ && !last;
-      if (stage.kind == models::StageKind::Main &&
-          ((cfg_.train.eval_every > 0 && (e + 1) % cfg_.train.eval_every == 0) || last || stopping)) {
-        model_->eval();
-        EvalResult ev = evaluate(comm_, *model_, data_);
-        result.eval = ev;
-        final_evaluated = last && size_t(si + 1) == recipe.size();
-        j.update({{"occupancy", ev.occupancy}, {"empty_clusters", ev.empty_clusters},
-                  {"largest_fraction", ev.largest_fraction}, {"mean_entropy", ev.mean_entropy}});
-        char buf[200];
-        if (ev.has_labels) {
-          j.update({{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}, {"purity", ev.scores.purity}});
-          std::snprintf(buf, sizeof buf, "ACC %.4f NMI %.4f ARI %.4f | ", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
+      try {
+        set_learning_rates(stage, e, *opt);
+        double t0 = now_s();
+        std::vector<double> parts;
+        std::vector<std::string> names;
+        double loss = run_epoch(stage, si, e, *opt, reducer, &parts, &names, e == mid_at ? &mid_meta : nullptr);
+        mid_at = -1;
+        double secs = now_s() - t0;
+        json j = {{"stage", stage.name},
+                  {"stage_index", si},
+                  {"epoch", e + 1},
+                  {"loss", loss},
+                  {"seconds", secs},
+                  {"samples_per_s", double(data_.n_global) / secs},
+                  {"lr", static_cast<torch::optim::AdamOptions&>(opt->param_groups()[0].options()).lr()}};
+        for (size_t i = 0; i < names.size(); ++i) j[names[i]] = parts[i] / double(data_.n_global);
+        std::string extra;
+        const bool last = e + 1 == stage.epochs;
+        const bool stopping = stage.kind == models::StageKind::Main && stop_after_ > 0 && e + 1 >= stop_after_ && !last;
+        if (stage.kind == models::StageKind::Main &&
+            ((cfg_.train.eval_every > 0 && (e + 1) % cfg_.train.eval_every == 0) || last || stopping)) {
+          model_->eval();
+          EvalResult ev = evaluate(comm_, *model_, data_);
+          result.eval = ev;
+          final_evaluated = last && size_t(si + 1) == recipe.size();
+          j.update({{"occupancy", ev.occupancy},
+                    {"empty_clusters", ev.empty_clusters},
+                    {"largest_fraction", ev.largest_fraction},
+                    {"mean_entropy", ev.mean_entropy}});
+          char buf[200];
+          if (ev.has_labels) {
+            j.update(
+                {{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}, {"purity", ev.scores.purity}});
+            std::snprintf(buf, sizeof buf, "ACC %.4f NMI %.4f ARI %.4f | ", ev.scores.acc, ev.scores.nmi,
+                          ev.scores.ari);
+            extra += buf;
+          }
+          std::snprintf(buf, sizeof buf, "largest cluster %.1f%%, %lld empty, H[q(c|x)] %.3f",
+                        100 * ev.largest_fraction, (long long)ev.empty_clusters, ev.mean_entropy);
           extra += buf;
+          if (ev.largest_fraction > cfg_.train.collapse_warn) {
+            log::warn("cluster collapse: one cluster holds " + std::to_string(int(100 * ev.largest_fraction)) +
+                      "% of the data at epoch " + std::to_string(e + 1) +
+                      " (lower train.lr_mixture, check the pretraining, or try another seed)");
+          } else if (ev.empty_clusters > 0) {
+            log::warn(std::to_string(ev.empty_clusters) + " of " + std::to_string(model_->clusters()) +
+                      " clusters are empty at epoch " + std::to_string(e + 1));
+          }
         }
-        std::snprintf(buf, sizeof buf, "largest cluster %.1f%%, %lld empty, H[q(c|x)] %.3f", 100 * ev.largest_fraction,
-                      (long long)ev.empty_clusters, ev.mean_entropy);
-        extra += buf;
-        if (ev.largest_fraction > cfg_.train.collapse_warn) {
-          log::warn("cluster collapse: one cluster holds " + std::to_string(int(100 * ev.largest_fraction)) +
-                    "% of the data at epoch " + std::to_string(e + 1) +
-                    " (lower train.lr_mixture, check the pretraining, or try another seed)");
-        } else if (ev.empty_clusters > 0) {
-          log::warn(std::to_string(ev.empty_clusters) + " of " + std::to_string(model_->clusters()) +
-                    " clusters are empty at epoch " + std::to_string(e + 1));
+        log_metrics(j.dump());
+        if (comm_.rank() == 0 && cfg_.output.progress) {
+          char buf[160];
+          std::snprintf(buf, sizeof buf, "%-8s epoch %lld/%lld loss %.4f %.1f s %.0f samples/s", stage.name.c_str(),
+                        (long long)(e + 1), (long long)stage.epochs, loss, secs, double(data_.n_global) / secs);
+          if (!log::stdout_is_tty())
+            log::info(std::string(buf) + (extra.empty() ? "" : "  " + extra));
+          else
+            log::info(std::string("\r") + buf + (extra.empty() ? "" : "  " + extra) + "\x1b[K");
         }
-      }
-      log_metrics(j.dump());
-      if (comm_.rank() == 0 && cfg_.output.progress) {
-        char buf[160];
-        std::snprintf(buf, sizeof buf, "%-8s epoch %lld/%lld loss %.4f %.1f s %.0f samples/s", stage.name.c_str(),
-                      (long long)(e + 1), (long long)stage.epochs, loss, secs, double(data_.n_global) / secs);
-        if (!log::stdout_is_tty()) log::info(std::string(buf) + (extra.empty() ? "" : "  " + extra));
-        else log::info(std::string("\r") + buf + (extra.empty() ? "" : "  " + extra) + "\x1b[K");
-      }
-      result.loss = loss;
-      result.epochs = e + 1;
-      if ((cfg_.checkpoint.every > 0 && (e + 1) % cfg_.checkpoint.every == 0) || last || stopping)
-        write_checkpoint(last ? si + 1 : si, last && size_t(si + 1) < recipe.size() ? recipe[si + 1].name : stage.name,
-                         last ? 0 : e + 1, last ? nullptr : opt.get());
-      if (stopping) {
-        result.seconds = now_s() - start_time_;
-        return result;
+        result.loss = loss;
+        result.epochs = e + 1;
+        if ((cfg_.checkpoint.every > 0 && (e + 1) % cfg_.checkpoint.every == 0) || last || stopping)
+          write_checkpoint(last ? si + 1 : si,
+                           last && size_t(si + 1) < recipe.size() ? recipe[si + 1].name : stage.name, last ? 0 : e + 1,
+                           last ? nullptr : opt.get());
+        if (stopping) {
+          result.seconds = now_s() - start_time_;
+          return result;
+        }
+      } catch (const DivergedError& d) {
+        // Every rank sees the same global loss, so every rank is here at the same step.
+        mid_meta = roll_back(d, si, ckpt);
+        opt = make_optimizer(stage);  // fresh state, then the checkpoint's, at the new rates
+        load_checkpoint(ckpt, *model_, opt.get());
+        mid_at = mid_meta.step > 0 ? mid_meta.epoch : -1;
+        e = mid_meta.epoch - 1;  // the loop's ++e continues at the checkpoint's epoch
       }
     }
     if (stage.kind == models::StageKind::Pretrain) save_pretrained();
@@ -427,6 +463,49 @@ TrainResult Trainer::run(bool resume) {
   result.seconds = now_s() - start_time_;
   write_outputs(result);
   return result;
+}
+
+CheckpointMeta Trainer::roll_back(const DivergedError& d, int64_t stage_index, const std::string& ckpt) {
+  const std::string what = d.what();
+  if (rollbacks_ >= cfg_.train.divergence_retries)
+    throw DivergedError(what + (rollbacks_ > 0 ? "; still diverging after " + std::to_string(rollbacks_) +
+                                                     " rollback(s) (train.divergence_retries)"
+                                               : ""));
+  const bool have = comm_.all_reduce_value<int64_t>(comm_.rank() == 0 && fs::exists(ckpt) ? 1 : 0) != 0;
+  if (!have) throw DivergedError(what + "; no checkpoint to roll back to yet");
+  CheckpointMeta m;
+  dist::agree(comm_, [&] { m = read_checkpoint_meta(ckpt); });
+  if (m.stage_index != stage_index)
+    throw DivergedError(what + "; the last checkpoint is from another stage, no rollback");
+  ++rollbacks_;
+  lr_scale_ *= cfg_.train.divergence_lr_factor;
+  log::warn(what + ": rolling back to the checkpoint at " + m.stage_name + " epoch " + std::to_string(m.epoch) +
+            (m.step > 0 ? " step " + std::to_string(m.step) : "") + " with learning rates x" +
+            std::to_string(lr_scale_) + " (rollback " + std::to_string(rollbacks_) + " of " +
+            std::to_string(cfg_.train.divergence_retries) + ")");
+  keep_metrics_until(m.stage_index, m.epoch);
+  json j = {{"stage", m.stage_name}, {"stage_index", m.stage_index},
+            {"epoch", m.epoch},      {"event", "divergence_rollback"},
+            {"error", what},         {"lr_scale", lr_scale_},
+            {"rollback", rollbacks_}};
+  log_metrics(j.dump());
+  return m;
+}
+
+void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
+  if (comm_.rank() != 0) return;
+  const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
+  if (!fs::exists(mpath)) return;
+  std::ifstream in(mpath);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) continue;
+    int64_t si = j.value("stage_index", int64_t(0)), ep = j.value("epoch", int64_t(0));
+    if (si < stage_index || (si == stage_index && ep <= epoch)) kept += line + "\n";
+  }
+  in.close();
+  write_atomic(mpath.string(), kept);
 }
 
 bool Trainer::reuse_pretrained(const models::Stage& stage) {
@@ -458,16 +537,32 @@ void Trainer::save_pretrained() {
 void Trainer::write_outputs(const TrainResult& r) {
   if (comm_.rank() != 0) return;
   const fs::path dir(cfg_.output.dir);
-  json j = {{"model", model_->name()}, {"dataset", data_.name}, {"data_path", data_.path}, {"seed", cfg_.train.seed},
-            {"world_size", comm_.size()}, {"epochs", cfg_.train.epochs}, {"pretrain_epochs", cfg_.pretrain.epochs},
-            {"loss", r.loss}, {"seconds", r.seconds}, {"occupancy", r.eval.occupancy},
-            {"empty_clusters", r.eval.empty_clusters}, {"mean_entropy", r.eval.mean_entropy},
-            {"config_hash", cfg_.hash()}, {"pretrain_artifact", artifact_note_},
-            {"threads", torch::get_num_threads()}, {"device", describe_device(device_)},
-            {"versions", {{"mixvae", MIXVAE_VERSION}, {"libtorch", TORCH_VERSION}, {"hdf5", H5_VERS_INFO},
-                          {"mpi", dist::mpi_library_version()}}}};
+  json j = {{"model", model_->name()},
+            {"dataset", data_.name},
+            {"data_path", data_.path},
+            {"seed", cfg_.train.seed},
+            {"world_size", comm_.size()},
+            {"epochs", cfg_.train.epochs},
+            {"pretrain_epochs", cfg_.pretrain.epochs},
+            {"loss", r.loss},
+            {"seconds", r.seconds},
+            {"occupancy", r.eval.occupancy},
+            {"empty_clusters", r.eval.empty_clusters},
+            {"mean_entropy", r.eval.mean_entropy},
+            {"config_hash", cfg_.hash()},
+            {"pretrain_artifact", artifact_note_},
+            {"threads", torch::get_num_threads()},
+            {"device", describe_device(device_)},
+            {"versions",
+             {{"mixvae", MIXVAE_VERSION},
+              {"libtorch", TORCH_VERSION},
+              {"hdf5", H5_VERS_INFO},
+              {"mpi", dist::mpi_library_version()}}}};
   if (r.eval.has_labels) {
-    j.update({{"acc", r.eval.scores.acc}, {"nmi", r.eval.scores.nmi}, {"ari", r.eval.scores.ari}, {"purity", r.eval.scores.purity}});
+    j.update({{"acc", r.eval.scores.acc},
+              {"nmi", r.eval.scores.nmi},
+              {"ari", r.eval.scores.ari},
+              {"purity", r.eval.scores.purity}});
   } else {
     j.update({{"acc", nullptr}, {"nmi", nullptr}, {"ari", nullptr}});
   }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "core/errors.h"
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "models/clustering_model.h"
@@ -63,6 +64,8 @@ class Trainer {
   std::function<void()> step_hook_;
   std::string artifact_note_;
   std::string pretrain_cache_;
+  double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
+  int64_t rollbacks_ = 0;
 
   // `mid`, when given, is a checkpoint taken inside this epoch: its steps are skipped and
   // its running sums continued. A stop request agreed by all ranks ends the epoch after
@@ -79,6 +82,12 @@ class Trainer {
   void write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt,
                         const CheckpointMeta* mid = nullptr);
   void write_outputs(const TrainResult& r);
+  // A NaN/Inf loss: reloads nothing itself, but checks that a rollback is allowed and
+  // possible, lowers the learning rates and returns the checkpoint to continue from;
+  // rethrows (with the reason) when not.
+  CheckpointMeta roll_back(const DivergedError& d, int64_t stage_index, const std::string& ckpt);
+  // metrics.jsonl keeps the lines up to (stage_index, epoch), so replayed epochs appear once.
+  void keep_metrics_until(int64_t stage_index, int64_t epoch);
   void log_metrics(const std::string& json_line);
 };
 

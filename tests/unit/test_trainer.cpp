@@ -5,7 +5,11 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <limits>
+#include <memory>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -129,9 +133,9 @@ TEST_F(TrainerTest, StopAtAStepThenResumeIsBitIdentical) {
   straight.run(false);
   auto expected = params_of(straight.model());
 
-  // 600 rows, batch 50: 12 steps an epoch. Steps 17 (pretraining epoch 2, step 5) and 33
-  // (main epoch 1, step 9) of the whole run.
-  for (int stop_at : {17, 33}) {
+  // 600 rows: pretraining (batch 100) 6 steps an epoch, then (batch 50) 12. Steps 9
+  // (pretraining epoch 2, step 3) and 33 (main epoch 2, step 9) of the whole run.
+  for (int stop_at : {9, 33}) {
     const std::string out = dir / ("s" + std::to_string(stop_at));
     int steps = 0;
     train::Trainer first(*comm, small_config(dir / "data.h5", out, 3));
@@ -207,4 +211,83 @@ TEST_F(TrainerTest, PretrainArtifactIsSharedAcrossTheFamily) {
   // A damaged artifact is refused with a one-line error.
   fs::resize_file(cache + "/" + key.file_name(), 500);
   test::data_error_of([&] { train::load_pretrained(cache + "/" + key.file_name(), key, loaded); });
+}
+
+namespace {
+// Makes the loss NaN at the given training steps (counted over the whole run) by writing
+// NaN into a parameter, as a diverging update would.
+std::function<void()> poison_at(train::Trainer& t, std::vector<int> steps) {
+  auto count = std::make_shared<int>(0);
+  return [&t, steps, count] {
+    ++*count;
+    if (std::find(steps.begin(), steps.end(), *count) == steps.end()) return;
+    torch::NoGradGuard ng;
+    t.model().parameters()[0].view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  };
+}
+std::vector<nlohmann::json> metrics_of(const std::string& dir) {
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::vector<nlohmann::json> out;
+  for (std::string l; std::getline(in, l);) out.push_back(nlohmann::json::parse(l));
+  return out;
+}
+}  // namespace
+
+// A NaN loss rolls back to the last checkpoint and replays from there. With the factor
+// at 1 the replay is the uninterrupted run, bit for bit (so the rollback restores
+// everything); the log keeps each epoch once plus the rollback event.
+TEST_F(TrainerTest, DivergenceRollsBackToTheLastCheckpoint) {
+  auto comm = dist::make_self_communicator();
+  train::Trainer straight(*comm, small_config(dir / "data.h5", dir / "a", 3));
+  straight.run(false);
+  auto expected = params_of(straight.model());
+
+  RunConfig c = small_config(dir / "data.h5", dir / "b", 3);
+  c.train.divergence_lr_factor = 1.0;
+  train::Trainer t(*comm, c);
+  t.set_step_hook(poison_at(t, {30}));  // pretraining 2 x 6 steps, then 12 an epoch: main epoch 2, step 6
+  t.run(false);
+  auto got = params_of(t.model());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(torch::equal(got[i], expected[i])) << "parameter " << i;
+  auto m = metrics_of(dir / "b");
+  ASSERT_EQ(m.size(), metrics_of(dir / "a").size() + 1);
+  int events = 0;
+  for (const auto& j : m) events += j.value("event", std::string()) == "divergence_rollback";
+  EXPECT_EQ(events, 1);
+}
+
+// The learning rates are multiplied by the factor at each rollback (and the scale is in
+// the checkpoint, so a resumed run keeps it); past train.divergence_retries, or with
+// nothing to roll back to, the run stops with one line and no NaN checkpoint.
+TEST_F(TrainerTest, DivergenceLowersRatesThenGivesUp) {
+  auto comm = dist::make_self_communicator();
+  RunConfig c = small_config(dir / "data.h5", dir / "c", 3);
+  c.train.lr_decay_every = 0;
+  train::Trainer t(*comm, c);
+  t.set_step_hook(poison_at(t, {30}));
+  t.run(false);
+  double last_lr = 0;
+  for (const auto& j : metrics_of(dir / "c"))
+    if (j.value("stage", std::string()) == "train" && j.contains("lr")) last_lr = j["lr"].get<double>();
+  EXPECT_DOUBLE_EQ(last_lr, c.train.lr * 0.5);
+  EXPECT_DOUBLE_EQ(train::read_checkpoint_meta(dir / "c/checkpoint.h5").lr_scale, 0.5);
+
+  // Diverging at every attempt: two rollbacks, then the error.
+  RunConfig g = small_config(dir / "data.h5", dir / "d", 3);
+  train::Trainer bad(*comm, g);
+  bad.set_step_hook(poison_at(bad, {30, 31, 32}));
+  const std::string msg = test::error_of<DivergedError>([&] { bad.run(false); });
+  EXPECT_CONTAINS(msg, "still diverging after 2 rollback(s)");
+  RunConfig back;
+  auto saved = train::model_from_checkpoint(dir / "d/checkpoint.h5", &back);  // verifies the checksum
+  for (const auto& p : saved->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>()) << "NaN checkpoint";
+
+  // Rollbacks off: the first NaN ends the run.
+  RunConfig off = small_config(dir / "data.h5", dir / "e", 3);
+  off.train.divergence_retries = 0;
+  train::Trainer none(*comm, off);
+  none.set_step_hook(poison_at(none, {30}));
+  const std::string first = test::error_of<DivergedError>([&] { none.run(false); });
+  EXPECT_CONTAINS(first, "loss is ");
+  EXPECT_CONTAINS(first, " at train epoch 2 step 6");
 }
