@@ -104,7 +104,8 @@ sweep::RunState inspect(const sweep::RunSpec& spec, const RunConfig& cfg, int ra
         (dir / "result.json").string() + " is a finished run of another config; move the folder away to rerun it";
     return st;
   }
-  const fs::path ckpt = dir / "checkpoint.h5";
+  fs::path ckpt = dir / "checkpoint.h5";
+  if (!fs::exists(ckpt)) ckpt = train::previous_checkpoint_path(ckpt.string());
   if (fs::exists(ckpt)) {
     try {
       train::CheckpointMeta m = train::read_checkpoint_meta(ckpt.string());
@@ -223,7 +224,9 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
     prev.index = idx;
     have_prev = true;
     // The leader decides whether to resume (what it sees on disk), for the whole group.
-    std::vector<int64_t> resume{leader && fs::exists(fs::path(spec.dir) / "checkpoint.h5") ? 1 : 0};
+    const fs::path ck = fs::path(spec.dir) / "checkpoint.h5";
+    std::vector<int64_t> resume{
+        leader && (fs::exists(ck) || fs::exists(train::previous_checkpoint_path(ck.string()))) ? 1 : 0};
     comm->broadcast(resume, 0);
     if (leader) write_status(spec.dir, "running", "");
     const auto t0 = std::chrono::steady_clock::now();

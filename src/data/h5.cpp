@@ -182,6 +182,15 @@ void write_attr_raw(hid_t obj, const std::string& name, hid_t disk_type, hid_t m
 
 }  // namespace
 
+namespace {
+// No HDF5 clean-up at process exit. Every file is closed by its RAII handle; the only
+// handle that can outlive that is one whose close failed (a full disk while writing a
+// checkpoint), and HDF5's exit-time close of such a file crashes inside the library
+// (SIGSEGV in H5F__close_cb), turning a clean "exit 2" into a segfault. Must run before
+// any other HDF5 call, hence a static initialiser.
+const bool g_no_hdf5_atexit = (H5dont_atexit(), true);
+}  // namespace
+
 void quiet() {
   // Called on every entry rather than once: in thread-safe HDF5 builds the setting is
   // per thread, and it costs nothing.

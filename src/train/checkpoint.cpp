@@ -23,6 +23,18 @@ namespace {
 
 constexpr int64_t kFormat = 1;
 
+// HDF5's write errors span several lines; the first names the problem (e.g. "File too
+// large", "No space left on device" come back in its errno text, which is kept too).
+std::string first_line_of(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  const size_t em = text.find("error message = '");
+  if (em != std::string::npos) {
+    const size_t b = em + 17, e = text.find('\'', b);
+    line += " (" + text.substr(b, e == std::string::npos ? std::string::npos : e - b) + ")";
+  }
+  return line;
+}
+
 std::string fmt_double(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);
@@ -32,7 +44,8 @@ std::string fmt_double(double v) {
 // The key of a parameter in the optimiser's state map: its TensorImpl address as text in
 // LibTorch 1.x, the address itself in 2.x. Both spellings compile; the map decides.
 using StateMap = std::decay_t<decltype(std::declval<torch::optim::Adam&>().state())>;
-template <class Key> Key state_key_as(const torch::Tensor& p) {
+template <class Key>
+Key state_key_as(const torch::Tensor& p) {
   if constexpr (std::is_same_v<Key, std::string>) {
     std::ostringstream os;  // what c10::guts::to_string(void*) wrote
     os << p.unsafeGetTensorImpl();
@@ -57,7 +70,8 @@ std::map<std::string, torch::Tensor> tensors_of(models::ClusteringModel& model, 
     out["params/" + p.key()] = p.value().detach().to(torch::kCPU).contiguous();
     names[p.value().unsafeGetTensorImpl()] = p.key();
   }
-  for (const auto& b : model.named_buffers(true)) out["buffers/" + b.key()] = b.value().detach().to(torch::kCPU).contiguous();
+  for (const auto& b : model.named_buffers(true))
+    out["buffers/" + b.key()] = b.value().detach().to(torch::kCPU).contiguous();
   if (opt) {
     auto& state = opt->state();
     for (const auto& group : opt->param_groups()) {
@@ -138,12 +152,15 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
       f.close();
     }
     fsync_path(tmp, false);
+    // The checkpoint being replaced becomes the previous one (the fallback when the new one
+    // is found damaged); a crash between the renames leaves the previous one in place.
+    if (fs::exists(path)) fs::rename(path, previous_checkpoint_path(path));
     fs::rename(tmp, path);
     fsync_path(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string(), true);
   } catch (const std::exception& e) {
     std::error_code ec;
     fs::remove(tmp, ec);
-    throw DataError(path + ": cannot write checkpoint: " + e.what());
+    throw DataError(path + ": cannot write checkpoint: " + first_line_of(e.what()));
   }
 }
 
@@ -184,8 +201,9 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   return m;
 }
 
-CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt) {
-  CheckpointMeta meta = read_checkpoint_meta(path);
+namespace {
+// Every stored tensor, after checking the file's checksum over them.
+std::map<std::string, torch::Tensor> read_verified(const std::string& path) {
   h5::File f = h5::open_read(path);
   const std::string stored_sha = h5::read_attr_string(f, "sha256").value_or("");
   torch::NoGradGuard ng;
@@ -211,6 +229,46 @@ CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel&
   }
   for (const auto& [name, t] : loaded) add_tensor(sha, name, t);
   if (sha.hex() != stored_sha) throw data_error(path, "checkpoint checksum mismatch (corrupted or truncated file)");
+  return loaded;
+}
+}  // namespace
+
+std::string previous_checkpoint_path(const std::string& path) {
+  fs::path p(path);
+  return (p.parent_path() / (p.stem().string() + ".prev" + p.extension().string())).string();
+}
+
+void verify_checkpoint(const std::string& path) {
+  read_checkpoint_meta(path);
+  read_verified(path);
+}
+
+std::string usable_checkpoint(const std::string& path, std::string* note) {
+  const std::string prev = previous_checkpoint_path(path);
+  if (!fs::exists(path) && !fs::exists(prev)) throw UsageError("--resume: no checkpoint at " + path);
+  std::string problem = fs::exists(path) ? "" : path + ": missing (a crash between the two renames of a save)";
+  if (problem.empty()) {
+    try {
+      verify_checkpoint(path);
+      return path;
+    } catch (const DataError& e) {
+      if (!fs::exists(prev)) throw;
+      problem = e.what();
+    }
+  }
+  verify_checkpoint(prev);  // throws with its own problem when the previous one is bad too
+  // Keep the damaged file for inspection, out of the way of the next save's rotation
+  // (which would otherwise move it over the good previous checkpoint).
+  std::error_code ec;
+  if (fs::exists(path)) fs::rename(path, fs::path(path).replace_extension(".damaged.h5"), ec);
+  if (note) *note = problem + "; falling back to the previous checkpoint " + prev;
+  return prev;
+}
+
+CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt) {
+  CheckpointMeta meta = read_checkpoint_meta(path);
+  torch::NoGradGuard ng;
+  std::map<std::string, torch::Tensor> loaded = read_verified(path);
 
   for (auto& p : model.named_parameters(true)) {
     auto it = loaded.find("params/" + p.key());

@@ -2,7 +2,8 @@
 // HDF5 checkpoints: parameters, optimiser state, the recipe position and the resolved
 // config, with a SHA-256 over every stored tensor. Written atomically (temporary file,
 // fsync, rename, fsync of the directory), so a crash mid-write leaves the previous
-// checkpoint intact; a checkpoint whose checksum does not match is refused.
+// checkpoint intact; a checkpoint whose checksum does not match is refused, and a resume
+// falls back to the previous checkpoint (kept as checkpoint.prev.h5 by every save).
 #include <torch/torch.h>
 
 #include <string>
@@ -42,6 +43,15 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
 // Reads only the metadata (to build the model before loading it). DataError on a
 // missing, truncated or foreign file.
 CheckpointMeta read_checkpoint_meta(const std::string& path);
+
+// Where save_checkpoint keeps the checkpoint it replaced: "checkpoint.prev.h5".
+std::string previous_checkpoint_path(const std::string& path);
+// Reads a checkpoint completely and checks its checksum; DataError naming the problem.
+void verify_checkpoint(const std::string& path);
+// The checkpoint to resume from: `path` when it verifies, else the previous one (the
+// damaged file is renamed to *.damaged.h5 and `note` says why). UsageError when there is
+// neither; DataError when neither verifies.
+std::string usable_checkpoint(const std::string& path, std::string* note);
 
 // Loads parameters (and optimiser state when opt is given and the file has it) after
 // verifying the checksum and that every parameter is present with the right shape.

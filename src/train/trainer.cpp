@@ -279,6 +279,7 @@ TrainResult Trainer::run(bool resume) {
   }
 
   const std::string ckpt = checkpoint_path(cfg_);
+  std::string resume_ckpt = ckpt;  // the previous checkpoint when ckpt is damaged
   int64_t start_stage = 0, start_epoch = 0;
   CheckpointMeta resume_meta;
   dist::agree(comm_, [&] {
@@ -292,13 +293,15 @@ TrainResult Trainer::run(bool resume) {
       fs::remove(probe, ec);
     }
     if (resume) {
-      if (!fs::exists(ckpt)) throw UsageError("--resume: no checkpoint at " + ckpt);
-      CheckpointMeta meta = read_checkpoint_meta(ckpt);
+      std::string note;
+      resume_ckpt = usable_checkpoint(ckpt, &note);
+      if (!note.empty()) log::warn(note);
+      CheckpointMeta meta = read_checkpoint_meta(resume_ckpt);
       if (meta.model != model_->name() || meta.input_dim != data_.d)
         throw data_error(ckpt, "checkpoint is of model '" + meta.model + "' with input dimension " +
                                    std::to_string(meta.input_dim) + ", this run is '" + model_->name() + "' with " +
                                    std::to_string(data_.d));
-      load_checkpoint(ckpt, *model_, nullptr);
+      load_checkpoint(resume_ckpt, *model_, nullptr);
       start_stage = meta.stage_index;
       start_epoch = meta.epoch;
       resume_meta = meta;
@@ -325,7 +328,7 @@ TrainResult Trainer::run(bool resume) {
       keep_metrics_until(start_stage, start_epoch);
     }
     if (resume)
-      log::info("resuming from " + ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
+      log::info("resuming from " + resume_ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
                 std::to_string(start_epoch));
   }
 
@@ -370,7 +373,7 @@ TrainResult Trainer::run(bool resume) {
     dist::GradReducer reducer(tcomm(), params, cfg_.dist.bucket_mb);
     int64_t first = si == start_stage ? start_epoch : 0;
     const bool mid_epoch = resume && si == start_stage && resume_meta.step > 0;
-    if (resume && si == start_stage && (first > 0 || mid_epoch)) load_checkpoint(ckpt, *model_, opt.get());
+    if (resume && si == start_stage && (first > 0 || mid_epoch)) load_checkpoint(resume_ckpt, *model_, opt.get());
     // The epoch that continues a mid-epoch checkpoint (resume or rollback), and its meta.
     int64_t mid_at = mid_epoch ? first : -1;
     CheckpointMeta mid_meta = resume_meta;
@@ -446,9 +449,10 @@ TrainResult Trainer::run(bool resume) {
         }
       } catch (const DivergedError& d) {
         // Every rank sees the same global loss, so every rank is here at the same step.
-        mid_meta = roll_back(d, si, ckpt);
+        std::string from = ckpt;
+        mid_meta = roll_back(d, si, &from);
         opt = make_optimizer(stage);  // fresh state, then the checkpoint's, at the new rates
-        load_checkpoint(ckpt, *model_, opt.get());
+        load_checkpoint(from, *model_, opt.get());
         mid_at = mid_meta.step > 0 ? mid_meta.epoch : -1;
         e = mid_meta.epoch - 1;  // the loop's ++e continues at the checkpoint's epoch
       }
@@ -465,16 +469,24 @@ TrainResult Trainer::run(bool resume) {
   return result;
 }
 
-CheckpointMeta Trainer::roll_back(const DivergedError& d, int64_t stage_index, const std::string& ckpt) {
+CheckpointMeta Trainer::roll_back(const DivergedError& d, int64_t stage_index, std::string* ckpt_inout) {
+  const std::string ckpt = *ckpt_inout;
   const std::string what = d.what();
   if (rollbacks_ >= cfg_.train.divergence_retries)
     throw DivergedError(what + (rollbacks_ > 0 ? "; still diverging after " + std::to_string(rollbacks_) +
                                                      " rollback(s) (train.divergence_retries)"
                                                : ""));
-  const bool have = comm_.all_reduce_value<int64_t>(comm_.rank() == 0 && fs::exists(ckpt) ? 1 : 0) != 0;
+  const bool have =
+      comm_.all_reduce_value<int64_t>(
+          comm_.rank() == 0 && (fs::exists(ckpt) || fs::exists(previous_checkpoint_path(ckpt))) ? 1 : 0) != 0;
   if (!have) throw DivergedError(what + "; no checkpoint to roll back to yet");
   CheckpointMeta m;
-  dist::agree(comm_, [&] { m = read_checkpoint_meta(ckpt); });
+  dist::agree(comm_, [&] {
+    std::string note;
+    *ckpt_inout = usable_checkpoint(ckpt, &note);
+    if (!note.empty()) log::warn(note);
+    m = read_checkpoint_meta(*ckpt_inout);
+  });
   if (m.stage_index != stage_index)
     throw DivergedError(what + "; the last checkpoint is from another stage, no rollback");
   ++rollbacks_;

@@ -85,7 +85,7 @@ class Trainer {
   // A NaN/Inf loss: reloads nothing itself, but checks that a rollback is allowed and
   // possible, lowers the learning rates and returns the checkpoint to continue from;
   // rethrows (with the reason) when not.
-  CheckpointMeta roll_back(const DivergedError& d, int64_t stage_index, const std::string& ckpt);
+  CheckpointMeta roll_back(const DivergedError& d, int64_t stage_index, std::string* ckpt_inout);
   // metrics.jsonl keeps the lines up to (stage_index, epoch), so replayed epochs appear once.
   void keep_metrics_until(int64_t stage_index, int64_t epoch);
   void log_metrics(const std::string& json_line);

@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include <hdf5.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <filesystem>
@@ -290,4 +293,57 @@ TEST_F(TrainerTest, DivergenceLowersRatesThenGivesUp) {
   const std::string first = test::error_of<DivergedError>([&] { none.run(false); });
   EXPECT_CONTAINS(first, "loss is ");
   EXPECT_CONTAINS(first, " at train epoch 2 step 6");
+}
+
+// Every save keeps the checkpoint it replaces as checkpoint.prev.h5; a resume that finds
+// checkpoint.h5 damaged (or missing: a crash between the two renames) warns, moves it
+// aside and continues from the previous one, ending where an uninterrupted run ends.
+TEST_F(TrainerTest, DamagedCheckpointFallsBackToThePreviousOne) {
+  auto comm = dist::make_self_communicator();
+  train::Trainer straight(*comm, small_config(dir / "data.h5", dir / "a", 4));
+  straight.run(false);
+  auto expected = params_of(straight.model());
+  for (bool missing : {false, true}) {
+    const std::string out = dir / (missing ? "m" : "t");
+    train::Trainer first(*comm, small_config(dir / "data.h5", out, 4));
+    first.set_stop_after_main_epochs(2);
+    first.run(false);
+    ASSERT_TRUE(fs::exists(out + "/checkpoint.prev.h5"));
+    EXPECT_EQ(train::read_checkpoint_meta(out + "/checkpoint.prev.h5").epoch, 1);
+    if (missing) fs::remove(out + "/checkpoint.h5");
+    else fs::resize_file(out + "/checkpoint.h5", fs::file_size(out + "/checkpoint.h5") / 2);
+    std::string note;
+    EXPECT_EQ(train::usable_checkpoint(out + "/checkpoint.h5", &note), out + "/checkpoint.prev.h5");
+    EXPECT_FALSE(note.empty());
+    train::Trainer second(*comm, small_config(dir / "data.h5", out, 4));
+    second.run(true);
+    auto got = params_of(second.model());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(torch::equal(got[i], expected[i])) << "parameter " << i;
+    EXPECT_EQ(fs::exists(out + "/checkpoint.damaged.h5"), !missing);
+  }
+}
+
+// A full disk while writing (the file-size limit stands in for it): the save fails with
+// one line, the checkpoint already there still loads, nothing half-written is left.
+TEST_F(TrainerTest, FullDiskLeavesThePreviousCheckpointValid) {
+  auto comm = dist::make_self_communicator();
+  train::Trainer t(*comm, small_config(dir / "data.h5", dir / "f", 1));
+  t.run(false);
+  const std::string ck = dir / "f/checkpoint.h5";
+  const auto before = fs::file_size(ck);
+  auto meta = train::read_checkpoint_meta(ck);
+  struct rlimit old {};
+  getrlimit(RLIMIT_FSIZE, &old);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of a signal
+  struct rlimit small = old;
+  small.rlim_cur = 16 * 1024;
+  setrlimit(RLIMIT_FSIZE, &small);
+  const std::string msg = test::data_error_of([&] { train::save_checkpoint(ck, t.model(), nullptr, meta); });
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_CONTAINS(msg, "cannot write checkpoint");
+  EXPECT_CONTAINS(msg, "File too large");  // the system's reason is in the line
+  EXPECT_EQ(fs::file_size(ck), before);
+  EXPECT_NO_THROW(train::verify_checkpoint(ck));
+  for (const auto& name : test::entries(dir / "f")) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
 }
