@@ -6,7 +6,8 @@
 #    commands, so the step runs in the background and the shell sits in `wait`.
 #  - `kill -USR1 <srun>` makes srun forward USR1 to every task of the step (all nodes).
 #  - A cancel or a time limit sends SIGTERM to every task *and* to the batch shell.
-#    mixvae ends at once on a second SIGTERM, so the shell forwards USR1, never TERM
+#    mixvae ends at once on a second SIGTERM that comes 5 s or more after the first, so
+#    the shell forwards USR1, never TERM
 #    (USR1 means the same to mixvae: checkpoint at the next step boundary, exit 3).
 #  - `scontrol requeue` succeeds even on a job that is being cancelled, so a requeue
 #    after SIGTERM is limited to time limits (a user's scancel must stay a cancel).
