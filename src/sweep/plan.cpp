@@ -79,6 +79,9 @@ std::vector<uint64_t> parse_seeds(const std::string& text, const std::string& wh
   auto number = [&](const std::string& s) {
     if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
       throw UsageError(what + ": '" + s + "' is not a seed (non-negative integers and ranges like 0-9)");
+    // Bounded well below 2^64: the range loop below must not wrap (found by fuzz_ini:
+    // "seeds = 18446744073709551615" looped forever), and stoull must not throw.
+    if (s.size() > 15) throw UsageError(what + ": seed '" + s.substr(0, 24) + "' is too large (at most 15 digits)");
     return std::stoull(s);
   };
   for (const auto& item : parse_list(text, what)) {

@@ -49,6 +49,9 @@ TEST(SweepPlan, SeedsListsAndSlices) {
   EXPECT_CONTAINS(usage_error_of([] { parse_seeds("0-2,2", "s"); }), "seed 2 is listed twice");
   EXPECT_CONTAINS(usage_error_of([] { parse_seeds("a", "s"); }), "'a' is not a seed");
   EXPECT_CONTAINS(usage_error_of([] { parse_seeds("-1", "s"); }), "not a seed");
+  // Found by fuzz_ini: the largest uint64 looped forever, a longer number threw out_of_range.
+  EXPECT_CONTAINS(usage_error_of([] { parse_seeds("18446744073709551615", "s"); }), "too large");
+  EXPECT_CONTAINS(usage_error_of([] { parse_seeds("0-99999999999999999999999", "s"); }), "too large");
   EXPECT_CONTAINS(usage_error_of([] { parse_list("a,,b", "m"); }), "empty item");
   EXPECT_EQ(parse_slice("1/4"), std::make_pair(int64_t(1), int64_t(4)));
   for (const char* bad : {"4/4", "1", "/2", "a/b", "-1/2", "0/0"})
