@@ -90,6 +90,8 @@ std::vector<uint64_t> parse_seeds(const std::string& text, const std::string& wh
     uint64_t hi = dash == std::string::npos ? lo : number(trim(item.substr(dash + 1)));
     if (hi < lo) throw UsageError(what + ": range '" + item + "' runs backwards");
     if (hi - lo > 100000) throw UsageError(what + ": range '" + item + "' is too long");
+    if (out.size() + (hi - lo) >= 100000)  // fuzz_ini: many long ranges took minutes and GBs
+      throw UsageError(what + ": more than 100000 seeds");
     for (uint64_t s = lo; s <= hi; ++s) {
       if (!seen.insert(s).second) throw UsageError(what + ": seed " + std::to_string(s) + " is listed twice");
       out.push_back(s);

@@ -52,6 +52,7 @@ TEST(SweepPlan, SeedsListsAndSlices) {
   // Found by fuzz_ini: the largest uint64 looped forever, a longer number threw out_of_range.
   EXPECT_CONTAINS(usage_error_of([] { parse_seeds("18446744073709551615", "s"); }), "too large");
   EXPECT_CONTAINS(usage_error_of([] { parse_seeds("0-99999999999999999999999", "s"); }), "too large");
+  EXPECT_CONTAINS(usage_error_of([] { parse_seeds("0-60000,100000-160000", "s"); }), "more than 100000 seeds");
   EXPECT_CONTAINS(usage_error_of([] { parse_list("a,,b", "m"); }), "empty item");
   EXPECT_EQ(parse_slice("1/4"), std::make_pair(int64_t(1), int64_t(4)));
   for (const char* bad : {"4/4", "1", "/2", "a/b", "-1/2", "0/0"})
