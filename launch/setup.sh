@@ -12,17 +12,9 @@ jobs="${MIXVAE_JOBS:-$(nproc)}"
 packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-openmp libopenmpi-dev openmpi-bin
           libhdf5-dev libboost-program-options-dev libgtest-dev googletest zlib1g-dev libpng-dev
           libssl-dev nlohmann-json3-dev python3 hdf5-tools gnuplot-nox)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "mixvae setup: installing ${missing[*]}"
-  sudo_cmd=()
-  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=packages.sh
+source "$root/launch/packages.sh"
+mixvae_install_missing "mixvae setup" "${packages[@]}"
 
 # Debian's LibTorch falls back to the reference BLAS (~40x slower) unless the OpenMP
 # OpenBLAS is the selected libblas.so.3.

@@ -9,17 +9,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # packages; as root they are installed here when missing (the test would do it too), and
 # elsewhere the test says it is skipped.
 if [ "$(id -u)" -eq 0 ]; then
-  missing=()
-  for p in slurm-wlm munge libpmix-dev; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "mixvae tests: installing ${missing[*]} (for the Slurm test)"
-    if ! { apt-get update -qq &&
-           DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
-      echo "mixvae tests: warning: could not install ${missing[*]}; slurm.sweep will be skipped" >&2
-    fi
-  fi
+  # shellcheck source=../launch/packages.sh
+  source "$root/launch/packages.sh"
+  mixvae_install_missing "mixvae tests (for the Slurm test)" slurm-wlm munge libpmix-dev ||
+    echo "mixvae tests: warning: could not install slurm-wlm munge libpmix-dev; slurm.sweep will be skipped" >&2
 fi
 build="${MIXVAE_BUILD_DIR:-$root/build}"
 cd "$build"

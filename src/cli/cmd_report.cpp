@@ -94,10 +94,10 @@ int cmd_report(dist::Communicator& comm, const Args& args) {
       const fs::path dir(out);
       std::vector<std::pair<std::string, std::string>> skipped;  // file, why
       if (report) {
-        sweep::write_file_atomic((dir / "table.md").string(), md);
-        sweep::write_file_atomic((dir / "table.csv").string(), csv);
-        sweep::write_file_atomic((dir / "table.json").string(), js);
-        sweep::write_file_atomic((dir / "runs.csv").string(), runs);
+        write_file_atomic((dir / "table.md").string(), md);
+        write_file_atomic((dir / "table.csv").string(), csv);
+        write_file_atomic((dir / "table.json").string(), js);
+        write_file_atomic((dir / "runs.csv").string(), runs);
         const std::string why = sweep::plot_acc_per_seed(*report, (dir / "acc_per_seed.png").string());
         if (!why.empty()) skipped.emplace_back("acc_per_seed.png", why);
       }

@@ -2,13 +2,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/signals.h"
 #include "dist/mailbox.h"
@@ -42,9 +43,9 @@ const char* kUsage =
     "exit codes: 0 all runs finished, 2 bad config, 3 stopped by SIGTERM/SIGUSR1 (checkpoints\n"
     "written; rerun to continue), 5 finished but some runs failed (errors in sweep.json).\n";
 
-std::string one_line(std::string s) {
-  for (char& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
+// A run's error as it goes into status.json, sweep.json and the summary line.
+std::string error_line(const std::string& what) {
+  std::string s = one_line(what);
   if (s.size() > 1500) s = s.substr(0, 1500) + "...";
   return s;
 }
@@ -54,13 +55,11 @@ void write_status(const std::string& dir, const std::string& status, const std::
   fs::create_directories(dir, ec);
   json j = {{"status", status}, {"updated", std::time(nullptr)}};
   if (!error.empty()) j["error"] = error;
-  const fs::path p = fs::path(dir) / "status.json";
-  {
-    std::ofstream out(p.string() + ".tmp", std::ios::trunc);
-    out << j.dump(2) << "\n";
-    if (!out) return;
+  try {
+    write_file_atomic((fs::path(dir) / "status.json").string(), j.dump(2) + "\n");
+  } catch (const DataError&) {
+    // Informational only: a full disk shows up in the run itself.
   }
-  fs::rename(p.string() + ".tmp", p, ec);
 }
 
 // Whether INI text written by an earlier invocation (a run's config.ini, a checkpoint's
@@ -75,24 +74,54 @@ bool same_config(const std::string& ini_text, const std::string& origin, const R
   }
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+// A run folder's config.ini, or "" when it cannot be read (then it is not the planned run).
+std::string config_text(const fs::path& p) {
+  try {
+    return read_text_file(p.string());
+  } catch (const DataError&) {
+    return "";
+  }
+}
+
+// The artifact files a run uses (RUNS/pretrained/): its pretrained autoencoder, then the
+// shared stages of its recipe (models::Stage::artifact). The scheduler makes a run wait
+// while another run is producing one of them.
+std::vector<std::string> artifacts_of(const RunConfig& cfg, int ranks_per_run) {
+  std::vector<std::string> out;
+  const train::PretrainKey key = train::pretrain_key(cfg, ranks_per_run);
+  if (!key.family.empty() && cfg.pretrain.epochs > 0) out.push_back(key.file_name());
+  // The recipe is the model's; it depends on the config, not on the data, so a model built
+  // for a 1-column input tells it. One build per distinct config (seeds share it).
+  static std::map<std::string, std::vector<models::Stage>> recipes;
+  RunConfig shape = cfg;
+  shape.train.seed = 0;
+  shape.output.dir.clear();
+  shape.data.path.clear();
+  auto it = recipes.find(shape.to_ini());
+  if (it == recipes.end()) {
+    const auto model = models::make_model(cfg, 1, true);
+    it = recipes.emplace(shape.to_ini(), model->recipe(cfg)).first;
+  }
+  for (size_t i = 0; i < it->second.size(); ++i) {
+    const models::Stage& stage = it->second[i];
+    if (stage.kind != models::StageKind::Main || stage.artifact.empty() || stage.epochs == 0) continue;
+    const train::PretrainKey sk = train::stage_key(cfg, ranks_per_run, stage.artifact, int64_t(i));
+    if (!sk.family.empty()) out.push_back(sk.file_name());
+  }
+  return out;
 }
 
 // What an earlier invocation left in a run's folder.
 sweep::RunState inspect(const sweep::RunSpec& spec, const RunConfig& cfg, int ranks_per_run) {
   sweep::RunState st;
   st.spec = spec;
-  const train::PretrainKey key = train::pretrain_key(cfg, ranks_per_run);
-  if (!key.family.empty() && cfg.pretrain.epochs > 0) st.artifact = key.file_name();
+  st.artifacts = artifacts_of(cfg, ranks_per_run);
   const fs::path dir(spec.dir);
   if (fs::exists(dir / "result.json")) {
     std::ifstream in(dir / "result.json");
     json r = json::parse(in, nullptr, false);
-    if (!r.is_discarded() && same_config(read_file(dir / "config.ini"), (dir / "config.ini").string(), cfg)) {
+    if (!r.is_discarded() && same_config(config_text(dir / "config.ini"), (dir / "config.ini").string(), cfg)) {
       st.status = "done";
-      st.finished_before = true;
       st.seconds = r.value("seconds", 0.0);
       if (r.contains("acc") && r["acc"].is_number()) st.acc = r["acc"].get<double>();
       if (r.contains("nmi") && r["nmi"].is_number()) st.nmi = r["nmi"].get<double>();
@@ -114,10 +143,9 @@ sweep::RunState inspect(const sweep::RunSpec& spec, const RunConfig& cfg, int ra
         st.error = ckpt.string() + " was written by another config; move the folder away to restart the run";
         return st;
       }
-      st.resume = true;
-    } catch (const std::exception& e) {
-      // An unreadable checkpoint: the run starts over (its folder is rewritten).
-      st.resume = false;
+    } catch (const std::exception&) {
+      // Unreadable: the run's resume falls back to the previous checkpoint, or fails
+      // with the reason.
     }
   }
   return st;
@@ -246,22 +274,22 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
       }
     } catch (const PreemptedError& e) {
       prev.status = "preempted";
-      prev.error = one_line(e.what());
+      prev.error = error_line(e.what());
     } catch (const UsageError& e) {
       prev.status = "failed";
-      prev.error = one_line(e.what());
+      prev.error = error_line(e.what());
     } catch (const DataError& e) {
       prev.status = "failed";
-      prev.error = one_line(e.what());
+      prev.error = error_line(e.what());
     } catch (const DivergedError& e) {
       prev.status = "failed";
-      prev.error = one_line(std::string("training diverged: ") + e.what());
+      prev.error = error_line(std::string("training diverged: ") + e.what());
     } catch (const std::exception& e) {
       // Alone in its group, a rank can record anything and go on; in a larger group the
       // other ranks may be waiting in a collective, so main ends the job instead.
       if (comm->size() > 1) throw;
       prev.status = "failed";
-      prev.error = one_line(std::string("internal error: ") + e.what());
+      prev.error = error_line(std::string("internal error: ") + e.what());
     }
     prev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (leader) write_status(spec.dir, prev.status, prev.error);

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/sha256.h"
 #include "data/h5.h"
 
@@ -38,24 +39,6 @@ std::string parent_dir(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
-}
-
-void fsync_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw data_error(path, std::string("cannot reopen to sync: ") + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) throw data_error(path, std::string("cannot sync to disk: ") + std::strerror(err));
-}
-
-// Best effort: once the rename has happened the file is complete at `path`, and some
-// file systems refuse fsync on a directory; failing here would contradict "nothing left".
-void fsync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 std::string describe_nonfinite(float v) { return std::isnan(v) ? "NaN" : "Inf"; }
@@ -141,7 +124,8 @@ void write_dataset(const std::string& path, const float* features, int64_t n, in
   TempFileGuard guard(tmp);
   try {
     write_contents(tmp, features, n, d, labels, meta);
-    fsync_file(tmp);
+    if (const int err = sync_path(tmp))
+      throw data_error(tmp, std::string("cannot sync to disk: ") + std::strerror(err));
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw data_error(
           path, std::string("cannot move the finished file into place: ") + std::strerror(errno));
@@ -153,7 +137,9 @@ void write_dataset(const std::string& path, const float* features, int64_t n, in
       message = path + message.substr(tmp.size());
     throw DataError(message);
   }
-  fsync_dir(parent_dir(path));
+  // Best effort: once the rename has happened the file is complete at `path`, and some
+  // file systems refuse fsync on a directory; failing here would contradict "nothing left".
+  sync_path(parent_dir(path), /*directory=*/true);
 }
 
 DatasetInfo inspect(const std::string& path) {

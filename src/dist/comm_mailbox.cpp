@@ -57,12 +57,11 @@ class MpiMailbox final : public Mailbox {
 
 }  // namespace
 
-std::string Mailbox::wait_from(int src, const std::function<void()>& idle) {
+std::string Mailbox::wait_from(int src) {
   std::string msg;
   int from = -1;
   auto pause = std::chrono::milliseconds(1);
   while (!poll(src, &from, &msg)) {
-    if (idle) idle();
     std::this_thread::sleep_for(pause);
     if (pause < std::chrono::milliseconds(20)) pause *= 2;  // quick at first, then cheap
   }

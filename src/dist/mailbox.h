@@ -4,7 +4,6 @@
 // different times. Sends never block (MPI_Isend, kept until complete); receives are
 // polled, and waiting sleeps between polls instead of spinning in MPI, so a rank that
 // waits for work leaves its core to the ranks that train.
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,8 +15,8 @@ class Mailbox {
   virtual void send(int dst, const std::string& msg) = 0;
   // A message from `src` (or from anyone when src < 0) if one is waiting.
   virtual bool poll(int src, int* from, std::string* msg) = 0;
-  // Blocks until a message from `src` arrives; calls idle() between polls.
-  std::string wait_from(int src, const std::function<void()>& idle = nullptr);
+  // Blocks until a message from `src` arrives, sleeping between polls.
+  std::string wait_from(int src);
 };
 
 // The world's mailbox; null when the process is not an MPI job (a world of one needs none).

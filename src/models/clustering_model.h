@@ -30,6 +30,10 @@ struct Stage {
   double lr = 0;            // 0: pretrain.lr (Pretrain) or train.lr (Main)
   double lr_mixture = 0;    // 0: train.lr_mixture
   bool decay = true;        // apply [train]'s step decay (Main stages)
+  // Non-empty: this stage trains the same thing in every model that has it, so its result
+  // is a shared artifact of this family (train/pretrain_artifact.h): "vade" = VaDE's ELBO
+  // stage, which k-DVAE (and k-DAE with init = vade) run before their own.
+  std::string artifact;
 };
 
 class ClusteringModel : public torch::nn::Module {
@@ -55,6 +59,12 @@ class ClusteringModel : public torch::nn::Module {
   // Pretraining objective (autoencoder) and its parameters; empty when there is none.
   virtual LossTerms pretrain_loss(const torch::Tensor& x) = 0;
   virtual std::vector<torch::Tensor> pretrain_parameters() = 0;
+  // What a stage artifact of `family` (Stage::artifact) holds: the parameters that stage
+  // trains, in a fixed order. Empty when the model has no such stage.
+  virtual std::vector<torch::Tensor> artifact_parameters(const std::string& family) {
+    (void)family;
+    return {};
+  }
   // Latent codes used to initialise the mixture, [B, J].
   virtual torch::Tensor embed(const torch::Tensor& x) = 0;
   // Fits the mixture to every rank's embeddings (collective), sets the prior.

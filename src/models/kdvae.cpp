@@ -37,7 +37,9 @@ std::vector<Stage> KDvae::recipe(const RunConfig& cfg) const {
   for (const std::string& n : stage_names_) {  // the one list of stages (set_stage reads it too)
     if (n == "pretrain") s.push_back({n, StageKind::Pretrain, cfg.pretrain.epochs});
     else if (n == "mixture_init" || n == "kmeans_init") s.push_back({n, StageKind::MixtureInit, 0});
-    else if (n == "vade") s.push_back({n, StageKind::Main, cfg.train.epochs});  // VaDE with [train]'s schedule
+    // VaDE with [train]'s schedule: exactly a VaDE run's "train" stage (same index, same
+    // parameters, same noise), so the two share its result as an artifact.
+    else if (n == "vade") s.push_back({n, StageKind::Main, cfg.train.epochs, 0, 0, true, "vade"});
     // Warm-up and the k-network objective: constant learning rate (the papers give none).
     else if (n == "warmup") s.push_back({n, StageKind::Main, cfg.opt_int(sec + "warmup_epochs"), lr, lr, false});
     else s.push_back({n, StageKind::Main, cfg.opt_int(sec + "epochs"), lr, lr, false});

@@ -27,6 +27,10 @@ class KDvae : public ClusteringModel {
   void set_stage(int64_t index) override;
   LossTerms pretrain_loss(const torch::Tensor& x) override { return init_->pretrain_loss(x); }
   std::vector<torch::Tensor> pretrain_parameters() override { return init_->pretrain_parameters(); }
+  // "vade": the initialiser's VaDE after its ELBO stage (the same tensors a VaDE run trains).
+  std::vector<torch::Tensor> artifact_parameters(const std::string& family) override {
+    return vade_init_ ? init_->artifact_parameters(family) : std::vector<torch::Tensor>{};
+  }
   torch::Tensor embed(const torch::Tensor& x) override { return init_->embed(x); }
   std::string init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) override;
   std::vector<torch::Tensor> network_parameters() override;

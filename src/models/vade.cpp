@@ -112,7 +112,12 @@ torch::Tensor Vade::sample(int64_t cluster, int64_t n, torch::Generator& gen) {
 std::vector<Stage> Vade::recipe(const RunConfig& cfg) const {
   return {{"pretrain", StageKind::Pretrain, cfg.pretrain.epochs},
           {"mixture_init", StageKind::MixtureInit, 0},
-          {"train", StageKind::Main, cfg.train.epochs}};
+          {"train", StageKind::Main, cfg.train.epochs, 0, 0, true, "vade"}};
+}
+
+std::vector<torch::Tensor> Vade::artifact_parameters(const std::string& family) {
+  if (family == "vade") return parameters();  // networks and mixture, in registration order
+  return {};
 }
 
 LossTerms Vade::pretrain_loss(const torch::Tensor& x) {

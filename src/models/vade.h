@@ -20,6 +20,7 @@ class Vade : public ClusteringModel {
   std::vector<Stage> recipe(const RunConfig& cfg) const override;
   LossTerms pretrain_loss(const torch::Tensor& x) override;
   std::vector<torch::Tensor> pretrain_parameters() override;
+  std::vector<torch::Tensor> artifact_parameters(const std::string& family) override;
   torch::Tensor embed(const torch::Tensor& x) override;
   std::string init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) override;
   std::vector<torch::Tensor> network_parameters() override;

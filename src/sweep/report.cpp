@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "core/errors.h"
+#include "core/files.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -40,24 +41,9 @@ const char* status_name(RunStatus s) {
 
 namespace {
 
-// Error texts and names end up in one-line messages and table cells.
-std::string one_line(std::string s) {
-  for (char& c : s)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  return s;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw data_error(path, std::string("cannot read: ") + std::strerror(errno));
-  std::ostringstream os;
-  os << in.rdbuf();
-  if (in.bad()) throw data_error(path, "cannot read");
-  return os.str();
-}
 
 json read_json_object(const std::string& path) {
-  const std::string text = read_text(path);
+  const std::string text = read_text_file(path);
   json j;
   try {
     j = json::parse(text);
@@ -742,25 +728,5 @@ std::string runs_csv(const Report& r) {
   return out;
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  std::string problem;
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      problem = std::strerror(errno);
-    } else {
-      out << text;
-      out.flush();
-      if (!out) problem = "write failed (disk full?)";
-    }
-  }
-  if (problem.empty() && std::rename(tmp.c_str(), path.c_str()) != 0) problem = std::strerror(errno);
-  if (!problem.empty()) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw data_error(path, "cannot write: " + problem);
-  }
-}
 
 }  // namespace mixvae::sweep

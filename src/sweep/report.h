@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+
+#include "core/files.h"  // write_file_atomic, for the report's output files
 #include <vector>
 
 namespace mixvae::sweep {
@@ -112,8 +114,5 @@ std::string runs_csv(const Report& r);     // one row per run
 // One CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break.
 std::string csv_field(const std::string& s);
 
-// Writes through a temporary file in the same folder and a rename, so a reader never sees
-// half a file and a failure leaves nothing behind. DataError naming `path` on failure.
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace mixvae::sweep

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/signals.h"
 
 namespace mixvae::sweep {
@@ -69,12 +70,11 @@ Coordinator::Coordinator(dist::Mailbox* mailbox, int groups, int ranks_per_run, 
       artifact_dir_(std::move(artifact_dir)),
       header_(std::move(header)),
       running_(size_t(groups), -1),
-      state_(size_t(groups), 0),
+      state_(size_t(groups), GroupState::Busy),
       start_time_(now_s()) {
   header_["started"] = iso_now();
   write_json("running");
-  int done = 0;
-  for (const auto& r : runs_) done += r.status == "done";
+  const int done = count().done;
   summary(std::to_string(runs_.size()) + " run(s) on " + std::to_string(groups_) + " group(s) of " +
           std::to_string(rpr_) + " rank(s)" + (done ? ", " + std::to_string(done) + " finished earlier" : ""));
 }
@@ -122,13 +122,19 @@ void Coordinator::record(const Outcome& o) {
 bool Coordinator::try_assign(int group) {
   for (auto& r : runs_) {
     if (r.status != "pending" && r.status != "preempted") continue;
-    const bool has_artifact = r.artifact.empty() || fs::exists(fs::path(artifact_dir_) / r.artifact);
-    if (!has_artifact && producing_.count(r.artifact)) continue;  // being pretrained by another run
-    if (!has_artifact) producing_[r.artifact] = int64_t(r.spec.index);
+    std::vector<std::string> missing;
+    bool wait = false;
+    for (const auto& a : r.artifacts) {
+      if (fs::exists(fs::path(artifact_dir_) / a)) continue;
+      missing.push_back(a);
+      wait = wait || producing_.count(a) > 0;  // being trained by another run
+    }
+    if (wait) continue;
+    for (const auto& a : missing) producing_[a] = int64_t(r.spec.index);  // this run will make it
     r.status = "running";
     r.group = group;
     running_[size_t(group)] = int64_t(r.spec.index);
-    state_[size_t(group)] = 0;
+    state_[size_t(group)] = GroupState::Busy;
     send_group(group, {{"t", "run"}, {"i", int64_t(r.spec.index)}}, true);
     write_json("running");
     return true;
@@ -137,7 +143,7 @@ bool Coordinator::try_assign(int group) {
 }
 
 void Coordinator::end_group(int group) {
-  state_[size_t(group)] = 2;
+  state_[size_t(group)] = GroupState::Ended;
   running_[size_t(group)] = -1;
   send_group(group, {{"t", "end"}}, true);
 }
@@ -146,29 +152,22 @@ void Coordinator::on_request(int group, const Outcome* prev) {
   if (prev) record(*prev);
   running_[size_t(group)] = -1;
   if (signals::stop_requested()) begin_stop("a stop signal arrived");
+  assign_or_park(group);
+}
+
+void Coordinator::assign_or_park(int group) {
   if (stopping_) return end_group(group);
   if (try_assign(group)) return;
-  bool left = false;
-  for (const auto& r : runs_) left = left || r.status == "pending" || r.status == "preempted";
-  if (!left) return end_group(group);
-  state_[size_t(group)] = 1;  // parked until an artifact appears or its producer ends
+  if (count().pending == 0) return end_group(group);
+  state_[size_t(group)] = GroupState::Parked;  // until an artifact appears or its producer ends
 }
 
 void Coordinator::retry_parked(bool force) {
   const double t = now_s();
   if (!force && t - last_parked_check_ < 0.5) return;
   last_parked_check_ = t;
-  for (int g = 0; g < groups_; ++g) {
-    if (state_[size_t(g)] != 1) continue;
-    if (stopping_) {
-      end_group(g);
-      continue;
-    }
-    if (try_assign(g)) continue;
-    bool left = false;
-    for (const auto& r : runs_) left = left || r.status == "pending" || r.status == "preempted";
-    if (!left) end_group(g);
-  }
+  for (int g = 0; g < groups_; ++g)
+    if (state_[size_t(g)] == GroupState::Parked) assign_or_park(g);
 }
 
 void Coordinator::begin_stop(const std::string& why) {
@@ -220,19 +219,16 @@ int64_t Coordinator::next_for_self(const Outcome* prev) {
 
 int Coordinator::finish() {
   auto all_ended = [&] {
-    for (int s : state_)
-      if (s != 2) return false;
+    for (GroupState s : state_)
+      if (s != GroupState::Ended) return false;
     return true;
   };
   while (!all_ended()) {
     serve();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  int failed = 0, left = 0;
-  for (const auto& r : runs_) {
-    failed += r.status == "failed";
-    left += r.status != "done" && r.status != "failed";
-  }
+  const Counts c = count();
+  const int failed = c.failed, left = c.pending + c.running;
   const int code = stopping_ ? kExitPreempted : failed > 0 ? kExitRunsFailed : kExitOk;
   header_["finished"] = iso_now();
   write_json(stopping_ ? "preempted" : failed ? "finished with failures" : left ? "incomplete" : "done");
@@ -254,7 +250,7 @@ void Coordinator::write_json(const std::string& status) const {
               {"dir", r.spec.dir},     {"status", r.status},        {"seconds", r.seconds},  {"acc", opt(r.acc)},
               {"nmi", opt(r.nmi)},     {"ari", opt(r.ari)}};
     if (!r.error.empty()) e["error"] = r.error;
-    if (!r.artifact.empty()) e["pretrain_artifact"] = r.artifact;
+    if (!r.artifacts.empty()) e["artifacts"] = r.artifacts;
     if (r.group >= 0) e["group"] = r.group;
     runs.push_back(e);
   }
@@ -262,23 +258,26 @@ void Coordinator::write_json(const std::string& status) const {
   j["runs"] = runs;
   std::error_code ec;
   fs::create_directories(fs::path(json_path_).parent_path(), ec);
-  const std::string tmp = json_path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << "\n";
-    if (!out) return;  // a full disk must not stop the training; the next write retries
+  try {
+    write_file_atomic(json_path_, j.dump(2) + "\n");
+  } catch (const DataError&) {
+    // A full disk must not stop the training; the next write retries.
   }
-  fs::rename(tmp, json_path_, ec);
+}
+
+Coordinator::Counts Coordinator::count() const {
+  Counts c;
+  for (const auto& r : runs_) {
+    c.done += r.status == "done";
+    c.failed += r.status == "failed";
+    c.running += r.status == "running";
+    c.pending += r.status == "pending" || r.status == "preempted";
+  }
+  return c;
 }
 
 void Coordinator::summary(const std::string& event) const {
-  int done = 0, failed = 0, running = 0, pending = 0;
-  for (const auto& r : runs_) {
-    done += r.status == "done";
-    failed += r.status == "failed";
-    running += r.status == "running";
-    pending += r.status == "pending" || r.status == "preempted";
-  }
+  const auto [done, failed, running, pending] = count();
   std::string eta;
   if (ran_count_ > 0 && (pending + running) > 0 && !stopping_) {
     const double per_run = ran_seconds_ / ran_count_;

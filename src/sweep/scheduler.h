@@ -5,8 +5,8 @@
 // reports the outcome of the last. Messages go through dist::Mailbox (never a collective
 // on the world), so groups finish at their own pace and no rank spins while it waits.
 //
-// A run whose pretraining artifact is being produced by a running run waits for it
-// (another run is handed out meanwhile), so one artifact is pretrained once.
+// A run that uses an artifact being produced by a running run waits for it (another run
+// is handed out meanwhile), so one artifact is trained once.
 // A stop (SIGTERM/SIGUSR1 on any rank, or a run that ended preempted) is forwarded to
 // every running group; no new run starts; the sweep exits with kExitPreempted.
 #include <cstdint>
@@ -35,10 +35,8 @@ struct Outcome {
 
 struct RunState {
   RunSpec spec;
-  std::string artifact;            // pretraining artifact file name ("" when none)
+  std::vector<std::string> artifacts;  // artifact files it uses (pretrained autoencoder, shared stages)
   std::string status = "pending";  // pending | running | done | failed | preempted
-  bool finished_before = false;    // done in an earlier invocation (not counted in ETA)
-  bool resume = false;             // a checkpoint exists
   std::string error;
   double seconds = 0;
   std::optional<double> acc, nmi, ari;
@@ -58,7 +56,6 @@ class Coordinator {
   // After group 0 has ended: serves until every group has ended, writes the final
   // sweep.json, sends every rank the exit code and returns it.
   int finish();
-  const RunState& run(int64_t index) const { return runs_.at(size_t(index)); }
 
  private:
   dist::Mailbox* mb_;
@@ -66,9 +63,10 @@ class Coordinator {
   std::vector<RunState> runs_;
   std::string json_path_, artifact_dir_;
   nlohmann::json header_;
-  std::vector<int64_t> running_;  // per group: run index or -1
-  std::vector<int> state_;        // per group: 0 busy/asking, 1 parked (waiting for an eligible run), 2 ended
-  std::map<std::string, int64_t> producing_;  // artifact -> the run producing it
+  std::vector<int64_t> running_;                  // per group: run index or -1
+  enum class GroupState { Busy, Parked, Ended };  // Parked: waiting for an eligible run
+  std::vector<GroupState> state_;                 // per group
+  std::map<std::string, int64_t> producing_;      // artifact -> the run producing it
   bool stopping_ = false;
   int64_t self_assigned_ = -2;  // group 0's answer (-2: none yet)
   double start_time_, last_parked_check_ = 0;
@@ -77,6 +75,11 @@ class Coordinator {
 
   void handle(int from, const std::string& msg);
   void on_request(int group, const Outcome* prev);
+  void assign_or_park(int group);
+  struct Counts {
+    int done = 0, failed = 0, running = 0, pending = 0;  // pending includes preempted
+  };
+  Counts count() const;
   void record(const Outcome& o);
   bool try_assign(int group);  // false: nothing eligible now
   void end_group(int group);

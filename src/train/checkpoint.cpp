@@ -1,6 +1,5 @@
 #include "train/checkpoint.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include <utility>
 
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/sha256.h"
 #include "data/h5.h"
 
@@ -95,13 +95,6 @@ std::vector<hsize_t> dims(const torch::Tensor& t) {
   return d;
 }
 
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 }  // namespace
 
 void save_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt,
@@ -151,12 +144,12 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
       f.flush();
       f.close();
     }
-    fsync_path(tmp, false);
+    sync_path(tmp);
     // The checkpoint being replaced becomes the previous one (the fallback when the new one
     // is found damaged); a crash between the renames leaves the previous one in place.
     if (fs::exists(path)) fs::rename(path, previous_checkpoint_path(path));
     fs::rename(tmp, path);
-    fsync_path(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string(), true);
+    sync_path(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string(), true);
   } catch (const std::exception& e) {
     std::error_code ec;
     fs::remove(tmp, ec);
@@ -243,20 +236,21 @@ void verify_checkpoint(const std::string& path) {
   read_verified(path);
 }
 
-std::string usable_checkpoint(const std::string& path, std::string* note) {
+std::string usable_checkpoint(const std::string& path, std::string* note,
+                              const std::function<void(const std::string&)>& open) {
   const std::string prev = previous_checkpoint_path(path);
   if (!fs::exists(path) && !fs::exists(prev)) throw UsageError("--resume: no checkpoint at " + path);
   std::string problem = fs::exists(path) ? "" : path + ": missing (a crash between the two renames of a save)";
   if (problem.empty()) {
     try {
-      verify_checkpoint(path);
+      open(path);
       return path;
     } catch (const DataError& e) {
       if (!fs::exists(prev)) throw;
       problem = e.what();
     }
   }
-  verify_checkpoint(prev);  // throws with its own problem when the previous one is bad too
+  open(prev);  // throws with its own problem when the previous one is bad too
   // Keep the damaged file for inspection, out of the way of the next save's rotation
   // (which would otherwise move it over the good previous checkpoint).
   std::error_code ec;

@@ -6,6 +6,7 @@
 // falls back to the previous checkpoint (kept as checkpoint.prev.h5 by every save).
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,8 @@ struct CheckpointMeta {
   std::string model;
   int64_t input_dim = 0;
   bool bernoulli = true;
-  std::string dataset;      // dataset name attribute of the training file
-  std::string config_ini;   // fully resolved config
+  std::string dataset;     // dataset name attribute of the training file
+  std::string config_ini;  // fully resolved config
   std::string config_hash;
   int64_t world_size = 1;
   // Mid-epoch position (a stop at a step boundary): `step` steps of epoch `epoch` + 1 are
@@ -48,10 +49,13 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 std::string previous_checkpoint_path(const std::string& path);
 // Reads a checkpoint completely and checks its checksum; DataError naming the problem.
 void verify_checkpoint(const std::string& path);
-// The checkpoint to resume from: `path` when it verifies, else the previous one (the
-// damaged file is renamed to *.damaged.h5 and `note` says why). UsageError when there is
-// neither; DataError when neither verifies.
-std::string usable_checkpoint(const std::string& path, std::string* note);
+// The checkpoint to resume from: `path` when open(path) succeeds, else the previous one
+// (the damaged file is renamed to *.damaged.h5 and `note` says why). `open` is whatever
+// the caller reads it for (loading it: one read, not a check and then a load); a DataError
+// from it means "damaged". UsageError when there is neither file; DataError when neither
+// opens.
+std::string usable_checkpoint(const std::string& path, std::string* note,
+                              const std::function<void(const std::string&)>& open = verify_checkpoint);
 
 // Loads parameters (and optimiser state when opt is given and the file has it) after
 // verifying the checksum and that every parameter is present with the right shape.

@@ -1,13 +1,14 @@
 #include "train/pretrain_artifact.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <iomanip>
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/sha256.h"
 #include "data/h5.h"
 #include "models/registry.h"
@@ -43,6 +44,7 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
   k.family = models::pretrain_family(cfg.model.name);
   if (k.family.empty()) return k;
   std::ostringstream t;
+  t << std::setprecision(17);  // every double exactly (0.002 and 0.0020001 differ)
   // The pretrained weights depend on these and nothing else: the initial weights (seed,
   // architecture), the data and its order (file, shuffle mode, ranks), the objective
   // (likelihood, reconstruction weight) and the optimiser (the [pretrain] section).
@@ -61,6 +63,37 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
     << "pretrain.lr=" << cfg.pretrain.lr << "\n"
     << "pretrain.adam_eps=" << cfg.pretrain.adam_eps << "\n"
     << "train.seed=" << cfg.train.seed << "\n";
+  k.text = t.str();
+  k.hash = sha256_bytes(k.text.data(), k.text.size()).substr(0, 16);
+  return k;
+}
+
+PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& family, int64_t stage_index) {
+  PretrainKey k;
+  const PretrainKey pre = pretrain_key(cfg, world_size);
+  if (family.empty() || pre.family.empty()) return k;  // the stage starts from the pretraining
+  k.family = family;
+  std::ostringstream t;
+  t << std::setprecision(17);  // every double exactly (0.002 and 0.0020001 differ)
+  // Not in it: train.eval_every, collapse_warn, threads and [output] (they change what is
+  // logged, not what is trained; like the pretraining key, the intra-op thread count is
+  // left out although it changes the last bits of BLAS sums).
+  t << "stage=" << family << "@" << stage_index << "\n"
+    << pre.text << "model.clusters=" << cfg.model.clusters << "\n"
+    << "model.init=" << cfg.model.init << "\n"
+    << "model.init_iters=" << cfg.model.init_iters << "\n"
+    << "model.init_restarts=" << cfg.model.init_restarts << "\n"
+    << "train.epochs=" << cfg.train.epochs << "\n"
+    << "train.batch_size=" << cfg.train.batch_size << "\n"
+    << "train.lr=" << cfg.train.lr << "\n"
+    << "train.lr_mixture=" << cfg.train.lr_mixture << "\n"
+    << "train.lr_decay=" << cfg.train.lr_decay << "\n"
+    << "train.lr_decay_every=" << cfg.train.lr_decay_every << "\n"
+    << "train.lr_floor=" << cfg.train.lr_floor << "\n"
+    << "train.adam_eps=" << cfg.train.adam_eps << "\n"
+    << "train.divergence_retries=" << cfg.train.divergence_retries << "\n"
+    << "train.divergence_lr_factor=" << cfg.train.divergence_lr_factor << "\n"
+    << "checkpoint.every=" << cfg.checkpoint.every << "\n";  // a rollback returns to the last checkpoint
   k.text = t.str();
   k.hash = sha256_bytes(k.text.data(), k.text.size()).substr(0, 16);
   return k;
@@ -112,11 +145,7 @@ void save_pretrained(const std::string& path, const PretrainKey& key, const std:
       f.flush();
       f.close();
     }
-    int fd = ::open(tmp.c_str(), O_RDONLY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
+    sync_path(tmp);
     fs::rename(tmp, path);
   } catch (const std::exception& e) {
     fs::remove(tmp, ec);

@@ -4,6 +4,10 @@
 // (a sweep's RUNS/pretrained/) and loaded by every later run that would train the same
 // thing (VaDE, AE+GMM, k-DVAE's and k-DAE's initialiser share one), so a sweep never
 // pretrains the same thing twice and any result names the artifact it started from.
+//
+// A stage whose result several models share (models::Stage::artifact, e.g. VaDE's ELBO
+// stage, which k-DVAE runs first) is an artifact the same way: a VaDE run and the k-DVAE
+// run of the same seed train it once. Its key adds everything the stage's values depend on.
 #include <torch/torch.h>
 
 #include <string>
@@ -23,6 +27,10 @@ struct PretrainKey {
 // The key of cfg's pretraining on `world_size` ranks. The data file enters by its
 // canonical path, size and modification time (a rewritten file is a new artifact).
 PretrainKey pretrain_key(const RunConfig& cfg, int world_size);
+// The key of the stage artifact `family` at recipe position `stage_index` (the noise of
+// a stage is drawn from its index): the pretraining's key, the mixture initialisation and
+// every [train] / [checkpoint] value that changes the trained parameters.
+PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& family, int64_t stage_index);
 
 // Loads an artifact into `params` (in order) after checking its checksum, key and
 // shapes; DataError naming the file otherwise.

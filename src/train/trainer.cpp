@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/signals.h"
 #include "core/threads.h"
@@ -32,17 +33,6 @@ using json = nlohmann::json;
 namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// Writes text to path atomically (temporary file + rename), so readers never see half a file.
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw data_error(path, "cannot write");
-  }
-  fs::rename(tmp, path);
-}
 
 std::string checkpoint_path(const RunConfig& cfg) { return (fs::path(cfg.output.dir) / "checkpoint.h5").string(); }
 }  // namespace
@@ -294,14 +284,17 @@ TrainResult Trainer::run(bool resume) {
     }
     if (resume) {
       std::string note;
-      resume_ckpt = usable_checkpoint(ckpt, &note);
+      CheckpointMeta meta;
+      resume_ckpt = usable_checkpoint(ckpt, &note, [&](const std::string& p) {
+        meta = read_checkpoint_meta(p);
+        // Not a damaged file but the wrong one: no fallback (UsageError), same message.
+        if (meta.model != model_->name() || meta.input_dim != data_.d)
+          throw UsageError(ckpt + ": checkpoint is of model '" + meta.model + "' with input dimension " +
+                           std::to_string(meta.input_dim) + ", this run is '" + model_->name() + "' with " +
+                           std::to_string(data_.d));
+        load_checkpoint(p, *model_, nullptr);
+      });
       if (!note.empty()) log::warn(note);
-      CheckpointMeta meta = read_checkpoint_meta(resume_ckpt);
-      if (meta.model != model_->name() || meta.input_dim != data_.d)
-        throw data_error(ckpt, "checkpoint is of model '" + meta.model + "' with input dimension " +
-                                   std::to_string(meta.input_dim) + ", this run is '" + model_->name() + "' with " +
-                                   std::to_string(data_.d));
-      load_checkpoint(resume_ckpt, *model_, nullptr);
       start_stage = meta.stage_index;
       start_epoch = meta.epoch;
       resume_meta = meta;
@@ -319,7 +312,7 @@ TrainResult Trainer::run(bool resume) {
             (data_.global_mode ? "global" : "shard") + " shuffle, seed " + std::to_string(cfg_.train.seed));
 
   if (comm_.rank() == 0) {
-    write_atomic((fs::path(cfg_.output.dir) / "config.ini").string(), cfg_.to_ini());
+    write_file_atomic((fs::path(cfg_.output.dir) / "config.ini").string(), cfg_.to_ini());
     const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
     if (!resume) {
       std::ofstream(mpath, std::ios::trunc);
@@ -353,16 +346,17 @@ TrainResult Trainer::run(bool resume) {
       log_metrics(j.dump());
       char buf[160];
       std::snprintf(buf, sizeof buf, "  ACC %.4f NMI %.4f ARI %.4f", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
-      log::info("mixture_init: " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) + " s)");
+      log::info(stage.name + ": " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) + " s)");
       result.eval = ev;
       write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
       continue;
     }
 
     const bool stage_start = si != start_stage || (start_epoch == 0 && resume_meta.step == 0);
-    if (stage.kind == models::StageKind::Pretrain && stage_start && reuse_pretrained(stage)) {
-      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", stage.epochs}, {"artifact", artifact_note_}};
+    if (stage_start && reuse_artifact(stage, si)) {
+      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", stage.epochs}, {"artifact", artifacts_[family_of(stage)]}};
       log_metrics(j.dump());
+      if (stage.kind == models::StageKind::Main) result.epochs = stage.epochs;
       write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
       continue;
     }
@@ -457,7 +451,7 @@ TrainResult Trainer::run(bool resume) {
         e = mid_meta.epoch - 1;  // the loop's ++e continues at the checkpoint's epoch
       }
     }
-    if (stage.kind == models::StageKind::Pretrain) save_pretrained();
+    save_artifact(stage, si);
   }
   if (!final_evaluated) {  // e.g. resuming a finished run, or a recipe that ends without a main stage
     model_->set_stage(int64_t(recipe.size()) - 1);
@@ -517,33 +511,60 @@ void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
     if (si < stage_index || (si == stage_index && ep <= epoch)) kept += line + "\n";
   }
   in.close();
-  write_atomic(mpath.string(), kept);
+  write_file_atomic(mpath.string(), kept);
 }
 
-bool Trainer::reuse_pretrained(const models::Stage& stage) {
-  if (pretrain_cache_.empty() || stage.epochs == 0) return false;
-  const PretrainKey key = pretrain_key(cfg_, comm_.size());
-  if (key.family.empty()) return false;
-  const std::string path = (fs::path(pretrain_cache_) / key.file_name()).string();
+std::string Trainer::family_of(const models::Stage& stage) const {
+  if (stage.kind == models::StageKind::Pretrain) return models::pretrain_family(cfg_.model.name);
+  return stage.kind == models::StageKind::Main ? stage.artifact : "";
+}
+
+bool Trainer::artifact_of(const models::Stage& stage, int64_t stage_index, PretrainKey* key,
+                          std::vector<torch::Tensor>* params) {
+  if (artifact_dir_.empty() || stage.epochs == 0 || family_of(stage).empty()) return false;
+  if (stage.kind == models::StageKind::Pretrain) {
+    *key = pretrain_key(cfg_, comm_.size());
+    *params = model_->pretrain_parameters();
+  } else {
+    *key = stage_key(cfg_, comm_.size(), stage.artifact, stage_index);
+    *params = model_->artifact_parameters(stage.artifact);
+  }
+  return !key->family.empty() && !params->empty();
+}
+
+bool Trainer::reuse_artifact(const models::Stage& stage, int64_t stage_index) {
+  PretrainKey key;
+  std::vector<torch::Tensor> params;
+  if (!artifact_of(stage, stage_index, &key, &params)) return false;
+  const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
   // Every rank must take the same branch: rank 0 looks, the others follow.
   const bool present = comm_.all_reduce_value<int64_t>(comm_.rank() == 0 && fs::exists(path) ? 1 : 0) != 0;
   if (!present) return false;
-  dist::agree(comm_, [&] { load_pretrained(path, key, model_->pretrain_parameters()); });
-  artifact_note_ = "reused:" + path;
-  log::info(stage.name + ": reused the pretrained autoencoder " + path);
+  dist::agree(comm_, [&] { load_pretrained(path, key, params); });
+  artifacts_[key.family] = "reused:" + path;
+  log::info(stage.name + ": reused the artifact " + path + " (the same " +
+            (stage.kind == models::StageKind::Pretrain ? "pretraining" : "stage") + ", trained by an earlier run)");
   return true;
 }
 
-void Trainer::save_pretrained() {
-  if (pretrain_cache_.empty()) return;
-  const PretrainKey key = pretrain_key(cfg_, comm_.size());
-  if (key.family.empty()) return;
-  const std::string path = (fs::path(pretrain_cache_) / key.file_name()).string();
-  artifact_note_ = "saved:" + path;
+void Trainer::save_artifact(const models::Stage& stage, int64_t stage_index) {
+  PretrainKey key;
+  std::vector<torch::Tensor> params;
+  if (!artifact_of(stage, stage_index, &key, &params)) return;
+  const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
+  artifacts_[key.family] = "saved:" + path;
   if (comm_.rank() != 0) return;
   torch::NoGradGuard ng;
-  train::save_pretrained(path, key, model_->pretrain_parameters(), cfg_.output.dir);
-  log::info("pretrain: saved the pretrained autoencoder as " + path);
+  train::save_pretrained(path, key, params, cfg_.output.dir);
+  log::info(stage.name + ": saved the artifact " + path);
+}
+
+const std::string& Trainer::pretrain_artifact() const { return artifact(models::pretrain_family(cfg_.model.name)); }
+
+const std::string& Trainer::artifact(const std::string& family) const {
+  static const std::string none;
+  auto it = artifacts_.find(family);
+  return it == artifacts_.end() ? none : it->second;
 }
 
 void Trainer::write_outputs(const TrainResult& r) {
@@ -562,7 +583,8 @@ void Trainer::write_outputs(const TrainResult& r) {
             {"empty_clusters", r.eval.empty_clusters},
             {"mean_entropy", r.eval.mean_entropy},
             {"config_hash", cfg_.hash()},
-            {"pretrain_artifact", artifact_note_},
+            {"pretrain_artifact", pretrain_artifact()},
+            {"artifacts", artifacts_},
             {"threads", torch::get_num_threads()},
             {"device", describe_device(device_)},
             {"versions",
@@ -578,7 +600,7 @@ void Trainer::write_outputs(const TrainResult& r) {
   } else {
     j.update({{"acc", nullptr}, {"nmi", nullptr}, {"ari", nullptr}});
   }
-  write_atomic((dir / "result.json").string(), j.dump(2) + "\n");
+  write_file_atomic((dir / "result.json").string(), j.dump(2) + "\n");
 
   write_sample_grid(*model_, (dir / "samples.png").string(), cfg_.output.samples_per_cluster,
                     models::mix_seed(cfg_.train.seed, 77));

@@ -5,8 +5,10 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/errors.h"
@@ -15,6 +17,7 @@
 #include "models/clustering_model.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/pretrain_artifact.h"
 #include "train/train_data.h"
 
 namespace mixvae::train {
@@ -42,12 +45,14 @@ class Trainer {
   // Called on every rank before every training step (a sweep's coordinator serves its
   // queue there; a hook may call signals::request_stop()).
   void set_step_hook(std::function<void()> hook) { step_hook_ = std::move(hook); }
-  // Folder of pretraining artifacts (train/pretrain_artifact.h): the pretraining stage
-  // loads its result from there when present and saves it there otherwise. "" = off.
-  void set_pretrain_cache(std::string dir) { pretrain_cache_ = std::move(dir); }
-  // Where the pretrained autoencoder came from: "" (trained here, no artifact dir),
-  // "saved:<file>" or "reused:<file>".
-  const std::string& pretrain_artifact() const { return artifact_note_; }
+  // Folder of artifacts (train/pretrain_artifact.h): a pretraining stage, or a stage that
+  // models share (Stage::artifact, e.g. VaDE's ELBO stage in k-DVAE), loads its result
+  // from there when present and saves it there otherwise. "" = off.
+  void set_pretrain_cache(std::string dir) { artifact_dir_ = std::move(dir); }
+  // Where a stage's result came from: "" (trained here, no artifact dir), "saved:<file>"
+  // or "reused:<file>"; by family ("vade-ae": the pretrained autoencoder, "vade", ...).
+  const std::string& artifact(const std::string& family) const;
+  const std::string& pretrain_artifact() const;
 
  private:
   dist::Communicator& comm_;
@@ -62,8 +67,8 @@ class Trainer {
   int64_t stop_after_ = 0;
   double start_time_ = 0;
   std::function<void()> step_hook_;
-  std::string artifact_note_;
-  std::string pretrain_cache_;
+  std::map<std::string, std::string> artifacts_;  // family -> "saved:<file>" | "reused:<file>"
+  std::string artifact_dir_;
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
   int64_t rollbacks_ = 0;
 
@@ -74,9 +79,14 @@ class Trainer {
                    dist::GradReducer& reducer,
                    std::vector<double>* part_sums, std::vector<std::string>* part_names,
                    const CheckpointMeta* mid);
-  // True when the pretraining stage was served from (or saved to) pretrain.artifact_dir.
-  bool reuse_pretrained(const models::Stage& stage);
-  void save_pretrained();
+  // The artifact family of a stage ("" for none).
+  std::string family_of(const models::Stage& stage) const;
+  // The key and tensors of a stage's artifact; false when it has none (or no artifact dir).
+  bool artifact_of(const models::Stage& stage, int64_t stage_index, PretrainKey* key,
+                   std::vector<torch::Tensor>* params);
+  // True when the stage's result was loaded from the artifact dir (then it is skipped).
+  bool reuse_artifact(const models::Stage& stage, int64_t stage_index);
+  void save_artifact(const models::Stage& stage, int64_t stage_index);
   std::unique_ptr<torch::optim::Adam> make_optimizer(const models::Stage& stage);
   void set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt);
   void write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt,

@@ -39,11 +39,17 @@ root = pathlib.Path(sys.argv[1])
 s = json.load(open(root / "sweep.json"))
 assert s["status"] == "done" and s["counts"] == {"done": 12}, s["counts"]
 assert {r["group"] for r in s["runs"]} == {0, 1}, "one group did all the work"
-# One VaDE-family autoencoder per seed (vade, aegmm, kdvae, kdae share it), one GamMM-VAE per seed.
-arts = sorted(p.name.split("-")[0] for p in (root / "pretrained").glob("*.h5"))
-assert arts == ["gammmvae"] * 2 + ["vade"] * 2, arts
+# One VaDE-family autoencoder per seed (vade, aegmm, kdvae, kdae share it), one GamMM-VAE per
+# seed, and one VaDE ELBO stage per seed (the VaDE run trains it, k-DVAE's first stage loads it:
+# both train 40 epochs here).
+arts = sorted(p.name.rsplit("-", 1)[0] for p in (root / "pretrained").glob("*.h5"))
+assert arts == ["gammmvae-ae"] * 2 + ["vade"] * 2 + ["vade-ae"] * 2, arts
 notes = [json.load(open(p))["pretrain_artifact"] for p in root.glob("smoke/*/seed-*/result.json")]
 assert sum(n.startswith("saved:") for n in notes) == 4 and sum(n.startswith("reused:") for n in notes) == 6, notes
+for seed in (0, 1):
+    stage = {m: json.load(open(root / f"smoke/{m}/seed-{seed}/result.json"))["artifacts"].get("vade", "")
+             for m in ("vade", "kdvae")}
+    assert stage["vade"].startswith("saved:") and stage["kdvae"] == "reused:" + stage["vade"][6:], stage
 for r in s["runs"]:
     assert (root / r["dir"] / "train.log").stat().st_size > 0
 PY

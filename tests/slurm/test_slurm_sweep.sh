@@ -18,17 +18,10 @@ DEADLINE=$(( $(date +%s) + ${MIXVAE_SLURM_TEST_BUDGET:-2100} ))
 left() { echo $(( DEADLINE - $(date +%s) )); }
 
 [ "$(id -u)" -eq 0 ] || skip "slurm.sweep needs root (it installs and starts slurmctld, slurmd and munged)"
-packages=(slurm-wlm munge libpmix-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 \
-      apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null 2>&1 \
-    || skip "cannot install ${missing[*]} (apt-get failed; offline?)"
-fi
+# shellcheck source=../../launch/packages.sh
+source "$ROOT/launch/packages.sh"
+mixvae_install_missing "slurm.sweep" slurm-wlm munge libpmix-dev 2>/dev/null ||
+  skip "cannot install slurm-wlm munge libpmix-dev (apt-get failed; offline?)"
 
 # The binary is copied: a rebuild during the test must not change it under the jobs.
 STATE=/tmp/mixvae-slurm-test        # fixed, so that a killed earlier run is cleaned up

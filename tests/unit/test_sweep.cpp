@@ -135,7 +135,7 @@ std::vector<RunState> states(const std::vector<std::string>& artifacts) {
     s.spec.index = i;
     s.spec.dataset = "toy";
     s.spec.model = "m" + std::to_string(i);
-    s.artifact = artifacts[i];
+    if (!artifacts[i].empty()) s.artifacts = {artifacts[i]};
     out.push_back(s);
   }
   return out;
@@ -184,6 +184,34 @@ TEST(SweepCoordinator, RunsSharingAnArtifactWaitForItsProducer) {
   EXPECT_EQ(j["counts"]["failed"], 1);
   EXPECT_EQ(j["runs"][1]["error"], "bad");
   EXPECT_EQ(j["status"], "finished with failures");
+}
+
+// A run that uses two artifacts (k-DVAE: the pretrained autoencoder and VaDE's ELBO stage)
+// waits until neither is being produced; the VaDE run produces both.
+TEST(SweepCoordinator, ARunWaitsForEveryArtifactItUses) {
+  TempDir dir;
+  FakeMailbox mb;
+  auto runs = states({"ae.h5", "ae.h5", ""});
+  runs[0].artifacts.push_back("vade.h5");  // VaDE: pretrains, then trains the shared stage
+  runs[1].artifacts.push_back("vade.h5");  // k-DVAE of the same seed
+  Coordinator c(&mb, 2, 1, runs, dir / "sweep.json", dir / "pre", {{"name", "t"}});
+  EXPECT_EQ(c.next_for_self(nullptr), 0);
+  mb.request(1, 1, nullptr);
+  c.serve();
+  EXPECT_EQ(mb.take(1), (json{{"t", "run"}, {"i", 2}}));
+  mb.request(1, 1, done(2));
+  c.serve();
+  write(dir / "pre/ae.h5", "x");  // run 0's pretraining ends; its VaDE stage is still running
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  c.serve();
+  EXPECT_TRUE(mb.take(1).is_null());  // run 1 still waits for vade.h5
+  write(dir / "pre/vade.h5", "x");
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  c.serve();
+  EXPECT_EQ(mb.take(1), (json{{"t", "run"}, {"i", 1}}));
+  std::ifstream in(dir / "sweep.json");
+  json j = json::parse(in);
+  EXPECT_EQ(j["runs"][1]["artifacts"], (json{"ae.h5", "vade.h5"}));
 }
 
 // A run that ends preempted stops the sweep: the running groups are told to stop, no new

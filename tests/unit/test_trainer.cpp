@@ -18,6 +18,7 @@
 
 #include "core/errors.h"
 #include "data/synthetic.h"
+#include "models/registry.h"
 #include "dist/communicator.h"
 #include "core/signals.h"
 #include "train/checkpoint.h"
@@ -36,6 +37,7 @@ RunConfig small_config(const std::string& data, const std::string& out, int64_t 
                               "--output.progress=false", "--train.threads=1", "--train.lr_decay_every=2",
                               "--output.samples_per_cluster=3"});
 }
+std::vector<nlohmann::json> metrics_of(const std::string& dir);
 std::vector<torch::Tensor> params_of(models::ClusteringModel& m) {
   std::vector<torch::Tensor> out;
   for (auto& p : m.parameters()) out.push_back(p.detach().clone());
@@ -166,6 +168,66 @@ TEST_F(TrainerTest, StopAtAStepThenResumeIsBitIdentical) {
   }
 }
 
+// Exact resume for every model: a run stopped at any step (pretraining, warm-up, main
+// objective; mid-epoch and at stage boundaries) and resumed ends with the parameters and
+// buffers of the uninterrupted run, bit for bit, and logs every epoch once with its loss.
+class ResumeEveryModel : public TrainerTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  RunConfig config(const std::string& out) {
+    RunConfig c = small_config(dir / "data.h5", out, 2);
+    c.model.name = GetParam();
+    for (const char* sec : {"kdvae", "kdae"}) {
+      c.options[std::string(sec) + ".epochs"] = "2";
+      c.options[std::string(sec) + ".warmup_epochs"] = "1";
+      c.options[std::string(sec) + ".hidden"] = "8";
+    }
+    c.options["gmvae.w_dim"] = "3";
+    c.options["gmvae.prior_hidden"] = "8";
+    return c;
+  }
+  static std::vector<torch::Tensor> state_of(models::ClusteringModel& m) {
+    std::vector<torch::Tensor> out;
+    for (auto& p : m.parameters()) out.push_back(p.detach().clone());
+    for (auto& b : m.buffers()) out.push_back(b.detach().clone());
+    return out;
+  }
+};
+
+TEST_P(ResumeEveryModel, StopAnywhereThenResumeIsBitIdentical) {
+  auto comm = dist::make_self_communicator();
+  int total = 0;
+  train::Trainer straight(*comm, config(dir / "straight"));
+  straight.set_step_hook([&] { ++total; });
+  straight.run(false);
+  const auto expected = state_of(straight.model());
+  const auto expected_log = metrics_of(dir / "straight");
+  ASSERT_GT(total, 8);
+  for (int stop_at : {2, total / 3, total / 2 + 1, (3 * total) / 4, total - 1}) {
+    const std::string out = dir / ("stop-" + std::to_string(stop_at));
+    int steps = 0;
+    train::Trainer first(*comm, config(out));
+    first.set_step_hook([&] {
+      if (++steps == stop_at) signals::request_stop();
+    });
+    EXPECT_THROW(first.run(false), PreemptedError) << "stop at step " << stop_at << " of " << total;
+    signals::clear_stop();
+    train::Trainer second(*comm, config(out));
+    second.run(true);
+    const auto got = state_of(second.model());
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_TRUE(torch::equal(got[i], expected[i])) << "stop at step " << stop_at << " of " << total << ", tensor " << i;
+    const auto log = metrics_of(out);
+    ASSERT_EQ(log.size(), expected_log.size()) << "stop at step " << stop_at;
+    for (size_t i = 0; i < log.size(); ++i)
+      if (log[i].contains("loss")) EXPECT_EQ(log[i]["loss"].get<double>(), expected_log[i]["loss"].get<double>()) << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ResumeEveryModel,
+                         ::testing::Values("vade", "aegmm", "gmvae", "kdvae", "kdae", "gammmvae"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
 // Pretraining artifacts: the first run saves its pretrained autoencoder, a run of another
 // model of the same family and seed loads it instead of pretraining, and it is exactly the
 // autoencoder that model would have pretrained itself (the family shares initial weights).
@@ -214,6 +276,57 @@ TEST_F(TrainerTest, PretrainArtifactIsSharedAcrossTheFamily) {
   // A damaged artifact is refused with a one-line error.
   fs::resize_file(cache + "/" + key.file_name(), 500);
   test::data_error_of([&] { train::load_pretrained(cache + "/" + key.file_name(), key, loaded); });
+}
+
+// VaDE's ELBO stage is an artifact too: k-DVAE runs exactly a VaDE run's "train" stage
+// first (same index, same parameters, same noise), so the k-DVAE run of a seed loads what
+// the VaDE run of that seed trained, and ends exactly where it would have on its own.
+TEST_F(TrainerTest, VadeStageIsSharedWithKdvae) {
+  auto comm = dist::make_self_communicator();
+  auto cfg_of = [&](const std::string& model, const std::string& out) {
+    RunConfig c = small_config(dir / "data.h5", out, 2);
+    c.model.name = model;
+    c.options["kdvae.epochs"] = "1";
+    c.options["kdvae.warmup_epochs"] = "1";
+    c.options["kdvae.hidden"] = "8";
+    return c;
+  };
+  // The two recipes put the shared stage at the same position.
+  auto vade_recipe = models::make_model(cfg_of("vade", "x"), 1, true)->recipe(cfg_of("vade", "x"));
+  auto kd_recipe = models::make_model(cfg_of("kdvae", "x"), 1, true)->recipe(cfg_of("kdvae", "x"));
+  ASSERT_EQ(vade_recipe[2].artifact, "vade");
+  ASSERT_EQ(kd_recipe[2].artifact, "vade");
+  for (size_t i = 0; i < kd_recipe.size(); ++i)
+    if (i != 2) EXPECT_TRUE(kd_recipe[i].artifact.empty()) << kd_recipe[i].name;
+  const auto key = train::stage_key(cfg_of("kdvae", dir / "x"), 1, "vade", 2);
+  EXPECT_EQ(key.hash, train::stage_key(cfg_of("vade", dir / "y"), 1, "vade", 2).hash);
+  RunConfig other = cfg_of("kdvae", dir / "x");
+  other.train.lr_mixture = 0.0021;
+  EXPECT_NE(key.hash, train::stage_key(other, 1, "vade", 2).hash);  // any [train] value that trains
+  other = cfg_of("kdvae", dir / "x");
+  other.train.eval_every = 5;
+  EXPECT_EQ(key.hash, train::stage_key(other, 1, "vade", 2).hash);  // but not what only logs
+
+  const std::string cache = dir / "pretrained";
+  train::Trainer vade(*comm, cfg_of("vade", dir / "vade"));
+  vade.set_pretrain_cache(cache);
+  vade.run(false);
+  EXPECT_EQ(vade.artifact("vade"), "saved:" + cache + "/" + key.file_name());
+
+  train::Trainer kd(*comm, cfg_of("kdvae", dir / "kdvae"));
+  kd.set_pretrain_cache(cache);
+  kd.run(false);
+  EXPECT_EQ(kd.artifact("vade"), "reused:" + cache + "/" + key.file_name());
+  EXPECT_EQ(kd.pretrain_artifact(), "reused:" + cache + "/" + train::pretrain_key(cfg_of("kdvae", "x"), 1).file_name());
+
+  train::Trainer kd_own(*comm, cfg_of("kdvae", dir / "kdvae-own"));  // no artifacts: trains both stages
+  kd_own.run(false);
+  EXPECT_EQ(kd_own.artifact("vade"), "");
+  auto a = params_of(kd.model()), b = params_of(kd_own.model());
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+  std::ifstream in(dir / "kdvae/result.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["artifacts"]["vade"], "reused:" + cache + "/" + key.file_name());
 }
 
 namespace {
