@@ -41,7 +41,8 @@ const char* kUsage =
     "  --sweep.KEY=V, --datasets.NAME=FILE, --overrides.SECTION.KEY=V   override the file\n"
     "\n"
     "exit codes: 0 all runs finished, 2 bad config, 3 stopped by SIGTERM/SIGUSR1 (checkpoints\n"
-    "written; rerun to continue), 5 finished but some runs failed (errors in sweep.json).\n";
+    "written; rerun to continue), 5 finished but some runs failed (errors in sweep.json),\n"
+    "6 a rank stopped, hung or died inside a collective (dist.timeout_s; rerun to continue).\n";
 
 // A run's error as it goes into status.json, sweep.json and the summary line.
 std::string error_line(const std::string& what) {

@@ -43,7 +43,9 @@ int cmd_train(dist::Communicator& comm, const Args& args) {
                    "  --config FILE   INI file with sections [data] [model] [train] [pretrain] [dist] [checkpoint] [output]\n"
                    "  --resume        continue from output.dir/checkpoint.h5 (same results as an uninterrupted run)\n\n"
                    "SIGTERM or SIGUSR1 stops training at the next step with a checkpoint (exit code 3);\n"
-                   "--resume continues from there.\n\n"
+                   "--resume continues from there.\n"
+                   "exit codes: 0 done, 2 bad input (config, flag, file), 3 stopped by a signal (checkpoint\n"
+                   "written), 4 diverged, 6 a rank stopped, hung or died inside a collective (dist.timeout_s).\n\n"
                    "config keys (defaults shown), settable in the file or as --section.key=value:\n"
                 << config_help();
     return kExitOk;

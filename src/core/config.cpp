@@ -59,7 +59,7 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("dist", "device", c.dist.device,
     "auto (one GPU per local rank when LibTorch has CUDA and a GPU is visible, else CPU) | cpu | cuda");
   v("dist", "backend", c.dist.backend, "collectives on GPU tensors: auto (NCCL when available) | mpi | nccl");
-  v("dist", "timeout_s", c.dist.timeout_s, "seconds a GPU collective may take before the job is ended (0: no limit)");
+  v("dist", "timeout_s", c.dist.timeout_s, "seconds a collective (MPI or NCCL) may wait for the other ranks before the job ends, naming the ranks that did not arrive (0: no limit)");
   v("checkpoint", "every", c.checkpoint.every, "epochs between checkpoints (0: only at the end)");
   v("output", "dir", c.output.dir, "run directory (config.ini, metrics.jsonl, result.json, checkpoint.h5)");
   v("output", "samples_per_cluster", c.output.samples_per_cluster, "columns of samples.png");

@@ -15,6 +15,7 @@ enum ExitCode : int {
   kExitPreempted = 3,  // stopped by SIGTERM/SIGUSR1 after writing a checkpoint
   kExitDiverged = 4,   // NaN/Inf loss that could not be recovered
   kExitRunsFailed = 5, // a sweep ended, but some of its runs failed (see sweep.json)
+  kExitCollectiveTimeout = 6,  // a collective waited past dist.timeout_s: a rank stopped, hung or died
 };
 
 // A flag, config key or value the user must change.

@@ -42,6 +42,21 @@ class Communicator {
   // Ends every process of the job (MPI_Abort on MPI); never returns.
   [[noreturn]] virtual void abort(int exit_code) = 0;
 
+  // A collective that waits longer than `seconds` for the other ranks ends the job (exit
+  // code kExitCollectiveTimeout) with one line naming the operation, its sequence number on
+  // this communicator and the ranks that did not arrive (MPI back end: a watchdog thread
+  // per communicator; the NCCL back end has its own timeout). 0: wait forever. Every rank
+  // of the communicator must set the same value. The default handler prints and aborts;
+  // tests pass one that records the message.
+  using TimeoutHandler = void (*)(const std::string& message, void* context);
+  virtual void set_timeout(double seconds, TimeoutHandler handler = nullptr, void* context = nullptr) {
+    (void)seconds;
+    (void)handler;
+    (void)context;
+  }
+  // Collectives issued on this communicator so far (the sequence numbers in timeout messages).
+  virtual uint64_t collectives() const { return 0; }
+
   // Typed conveniences.
   template <class T> void all_reduce(std::vector<T>& v, ReduceOp op = ReduceOp::Sum) {
     if (!v.empty()) all_reduce(v.data(), v.size(), dtype_of<T>(), op);
@@ -68,7 +83,8 @@ std::unique_ptr<Communicator> make_self_communicator();
 bool launched_by_mpi();
 
 // The world: MPI_COMM_WORLD when launched by an MPI launcher (MPI is initialised here and
-// finalised at exit), otherwise a world of one. Thread level MPI_THREAD_FUNNELED.
+// finalised at exit), otherwise a world of one. Thread level MPI_THREAD_MULTIPLE (the
+// collective watchdog answers its peers from its own thread).
 std::unique_ptr<Communicator> make_world(int* argc, char*** argv);
 
 // "Open MPI v4.1.4" or the like (callable before MPI is initialised).

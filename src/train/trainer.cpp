@@ -220,6 +220,14 @@ void Trainer::log_metrics(const std::string& line) {
 
 TrainResult Trainer::run(bool resume) {
   start_time_ = now_s();
+  // A rank that stops, hangs or dies ends the run within dist.timeout_s, named, instead
+  // of leaving the others waiting in a collective (for this run only: a sweep's group
+  // then waits for its next run as long as it takes).
+  comm_.set_timeout(cfg_.dist.timeout_s);
+  struct TimeoutOff {
+    dist::Communicator& c;
+    ~TimeoutOff() { c.set_timeout(0); }
+  } timeout_off{comm_};
   const int threads = cfg_.train.threads > 0 ? int(cfg_.train.threads) : default_threads();
   torch::set_num_threads(threads);
   // Denormal floats (Adam second moments of dead units decaying towards 0) cost ~100x per

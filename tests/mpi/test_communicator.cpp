@@ -1,6 +1,10 @@
 // Each collective against its definition, on whatever world the binary runs in.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+
 #include "core/errors.h"
 #include "dist/tensor_ops.h"
 #include "mpi_world.h"
@@ -80,4 +84,44 @@ TEST(Communicator, AgreeMakesOneRanksErrorEveryonesError) {
   }
   EXPECT_TRUE(dist::last_error_was_collective());
   EXPECT_NO_THROW(dist::agree(c, [] {}));
+}
+
+// The collective watchdog: rank 1 reaches an all-reduce 2.5 s late while rank 0 waits in
+// it with a 1 s timeout. Rank 0's watchdog asks rank 1, which answers that it has not
+// reached it, and reports the operation, its sequence number and the late rank (here to
+// a recording handler; by default it prints the line and ends the job with exit code 6).
+// The collective then completes normally. A collective that finishes in time reports nothing.
+namespace {
+struct Recorded {
+  std::string message;
+  int calls = 0;
+};
+void record(const std::string& m, void* ctx) {
+  auto* r = static_cast<Recorded*>(ctx);
+  r->message = m;
+  ++r->calls;
+}
+}  // namespace
+
+TEST(Communicator, WatchdogNamesTheCollectiveAndTheLateRank) {
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  auto sub = w.split(0, w.rank());  // a fresh communicator: its collectives count from 1
+  Recorded rec;
+  sub->set_timeout(1.0, record, &rec);
+  EXPECT_EQ(sub->all_reduce_value<int64_t>(1), w.size());  // #1, in time
+  if (sub->rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(sub->all_reduce_value<int64_t>(2), 2 * w.size());  // #2: rank 1 is late
+  sub->set_timeout(0);  // joins the watchdog: rec is final
+  if (sub->rank() == 0) {
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_NE(rec.message.find("MPI all_reduce #2 on rank 0 of " + std::to_string(w.size())), std::string::npos)
+        << rec.message;
+    EXPECT_NE(rec.message.find("rank 1 has not reached it"), std::string::npos) << rec.message;
+    EXPECT_NE(rec.message.find("within 1 s"), std::string::npos) << rec.message;
+    EXPECT_EQ(rec.message.find('\n'), std::string::npos);
+  } else {
+    EXPECT_EQ(rec.calls, 0) << rec.message;
+  }
+  EXPECT_EQ(sub->collectives(), 2u);
 }
