@@ -25,8 +25,8 @@ recovered=0 ended_fast=0
 for i in $(seq 1 "$n"); do
   dir="$TMP/k$i"
   rank=$((RANDOM % 2))
-  # A kill moment from 0.5 s to the run's length (pretraining, GMM fit, training, the end).
-  delay=$(awk -v r="$RANDOM" -v s="$run_s" 'BEGIN { printf "%.2f", 0.5 + (r / 32767) * (s - 0.5) }')
+  # A kill moment from 0.5 s to 90 % of the run's length (pretraining, GMM fit, training).
+  delay=$(awk -v r="$RANDOM" -v s="$run_s" 'BEGIN { printf "%.2f", 0.5 + (r / 32767) * (0.9 * s - 0.5) }')
   start_run "$dir" --train.epochs=$epochs
   sleep "$delay"
   victim=$(rank_pid "$dir" "$rank")
