@@ -37,6 +37,15 @@ RunConfig small_config(const std::string& data, const std::string& out, int64_t 
                               "--output.progress=false", "--train.threads=1", "--train.lr_decay_every=2",
                               "--output.samples_per_cluster=3"});
 }
+// small_config for another model, with a k-DVAE small enough for a unit test.
+RunConfig model_config(const std::string& data, const std::string& out, int64_t epochs, const std::string& model) {
+  RunConfig c = small_config(data, out, epochs);
+  c.model.name = model;
+  c.options["kdvae.epochs"] = "1";
+  c.options["kdvae.warmup_epochs"] = "1";
+  c.options["kdvae.hidden"] = "8";
+  return c;
+}
 std::vector<nlohmann::json> metrics_of(const std::string& dir);
 std::vector<torch::Tensor> params_of(models::ClusteringModel& m) {
   std::vector<torch::Tensor> out;
@@ -234,12 +243,7 @@ INSTANTIATE_TEST_SUITE_P(Models, ResumeEveryModel,
 TEST_F(TrainerTest, PretrainArtifactIsSharedAcrossTheFamily) {
   auto comm = dist::make_self_communicator();
   auto cfg_of = [&](const std::string& model, const std::string& out) {
-    RunConfig c = small_config(dir / "data.h5", out, 1);
-    c.model.name = model;
-    c.options["kdvae.epochs"] = "1";
-    c.options["kdvae.warmup_epochs"] = "1";
-    c.options["kdvae.hidden"] = "8";
-    return c;
+    return model_config(dir / "data.h5", out, 1, model);
   };
   const auto key = train::pretrain_key(cfg_of("kdvae", dir / "x"), 1);
   ASSERT_EQ(key.family, "vade-ae");
@@ -284,12 +288,7 @@ TEST_F(TrainerTest, PretrainArtifactIsSharedAcrossTheFamily) {
 TEST_F(TrainerTest, VadeStageIsSharedWithKdvae) {
   auto comm = dist::make_self_communicator();
   auto cfg_of = [&](const std::string& model, const std::string& out) {
-    RunConfig c = small_config(dir / "data.h5", out, 2);
-    c.model.name = model;
-    c.options["kdvae.epochs"] = "1";
-    c.options["kdvae.warmup_epochs"] = "1";
-    c.options["kdvae.hidden"] = "8";
-    return c;
+    return model_config(dir / "data.h5", out, 2, model);
   };
   // The two recipes put the shared stage at the same position.
   auto vade_recipe = models::make_model(cfg_of("vade", "x"), 1, true)->recipe(cfg_of("vade", "x"));
