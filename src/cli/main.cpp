@@ -1,5 +1,5 @@
 // mixvae: deep-clustering VAEs on MPI ranks. Dispatches to one subcommand; turns errors
-// into one line and an exit code (2 bad input, 1 bug, 4 divergence).
+// into one line and an exit code (the codes are listed in core/errors.h).
 #include <malloc.h>
 
 #include <cstring>
