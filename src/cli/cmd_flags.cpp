@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/config.h"
 #include "core/errors.h"
 
 namespace po = boost::program_options;
@@ -49,7 +50,9 @@ Flags parse_flags(const std::string& command, const std::string& usage, const st
     for (const auto& f : spec) valid += " --" + f.name;
     throw UsageError(command + ": unknown option " + e.get_option_name() + " (valid:" + valid + ")");
   } catch (const po::error& e) {
-    throw UsageError(command + ": " + e.what());
+    std::string input;
+    for (const auto& a : args) input += a + "\n";
+    throw UsageError(command + ": " + program_options_message(e, input));
   }
   *help_requested = vm.count("help") > 0;
   Flags out;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/sha256.h"
 
 namespace po = boost::program_options;
@@ -203,6 +204,20 @@ RunConfig RunConfig::load_text(const std::string& text, const std::string& origi
   return load_stream(&in, origin, overrides);
 }
 
+std::string program_options_message(const po::error& e, const std::string& input,
+                                    const std::vector<std::pair<std::string, std::string>>& values) {
+  if (input.find('%') == std::string::npos) return e.what();
+  if (const auto* line = dynamic_cast<const po::invalid_config_file_syntax*>(&e))
+    return "invalid line '" + one_line(line->tokens()) + "'";
+  if (const auto* named = dynamic_cast<const po::error_with_option_name*>(&e)) {
+    const std::string shown = named->get_option_name(), name = strip_dashes(shown);
+    for (const auto& kv : values)
+      if (kv.first == name) return "the argument ('" + one_line(kv.second) + "') for option '" + shown + "' is invalid";
+    return "option '" + shown + "' is invalid";
+  }
+  return e.what();
+}
+
 namespace {
 RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::vector<std::string>& overrides) {
   RunConfig cfg;
@@ -211,6 +226,16 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
   Register reg{true, desc};
   visit(cfg, reg);
   po::variables_map vm;
+  std::vector<std::pair<std::string, std::string>> raw;  // key -> value as given, for the messages
+  std::string input;  // everything given, for the messages
+  for (const auto& o : overrides) input += o + "\n";
+  std::istringstream file;
+  if (in) {
+    std::ostringstream os;
+    os << in->rdbuf();
+    input += os.str();
+    file.str(os.str());
+  }
   try {
     // Command line first: Program_options keeps the first value stored for a key.
     std::vector<std::string> args;
@@ -226,26 +251,28 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
       key = key.substr(0, key.find('='));
       throw UsageError("unknown option --" + key + "; " + valid_keys_message(key));
     }
+    for (const auto& o : cl.options)
+      if (!o.value.empty()) raw.emplace_back(o.string_key, o.value.front());
     try {
       po::store(cl, vm);
     } catch (const po::error& e) {
-      throw UsageError(std::string("command line: ") + e.what());  // not the INI file's fault
+      throw UsageError("command line: " + program_options_message(e, input, raw));  // not the INI file's fault
     }
     if (in) {
-      auto parsed = po::parse_config_file(*in, desc, /*allow_unregistered=*/true);
+      auto parsed = po::parse_config_file(file, desc, /*allow_unregistered=*/true);
       for (const auto& o : parsed.options) {
         if (o.unregistered) {
           throw UsageError(ini_path + ": unknown key '" + o.string_key + "'; " +
                            valid_keys_message(o.string_key));
         }
       }
+      for (const auto& o : parsed.options)
+        if (!o.value.empty()) raw.emplace_back(o.string_key, o.value.front());
       po::store(parsed, vm);
     }
     po::notify(vm);
-  } catch (const po::validation_error& e) {
-    throw UsageError((ini_path.empty() ? std::string("config") : ini_path) + ": " + e.what());
   } catch (const po::error& e) {
-    throw UsageError((ini_path.empty() ? std::string("config") : ini_path) + ": " + e.what());
+    throw UsageError((ini_path.empty() ? std::string("config") : ini_path) + ": " + program_options_message(e, input, raw));
   }
   cfg.validate();
   return cfg;

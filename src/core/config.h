@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace boost::program_options {
+class error;
+}
+
 namespace mixvae {
 
 struct DataConfig {
@@ -121,5 +125,13 @@ struct RunConfig {
 
 // Every valid "section.key" with its help text, for --help.
 std::string config_help();
+
+// Program_options' message for e. Boost 1.74 fills its message templates by replacing a
+// placeholder ("%value%", "%invalid_line%", ...) with the input until none is left, so an
+// input that contains the placeholder itself never finishes (found by fuzz_ini). When the
+// input (everything parsed) has a '%', the message is built here instead, in the same
+// words; `values` are the key/value pairs parsed so far.
+std::string program_options_message(const boost::program_options::error& e, const std::string& input,
+                                    const std::vector<std::pair<std::string, std::string>>& values = {});
 
 }  // namespace mixvae

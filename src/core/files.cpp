@@ -1,6 +1,7 @@
 #include "core/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,9 +59,67 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   sync_path(dir.empty() ? "." : dir.string(), true);
 }
 
+DirLock DirLock::acquire(const std::string& dir) {
+  const std::string path = (fs::path(dir) / ".mixvae.lock").string();
+  DirLock lock;
+  lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock.fd_ < 0) throw data_error(dir, std::string("cannot create the run lock .mixvae.lock: ") + std::strerror(errno));
+  if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err != EWOULDBLOCK) {
+      // A file system without locks (some network mounts): go on without, as before.
+      ::close(lock.fd_);
+      lock.fd_ = -1;
+      return lock;
+    }
+    char owner[256] = {0};
+    const ssize_t n = ::pread(lock.fd_, owner, sizeof owner - 1, 0);
+    std::string who = n > 0 ? one_line(std::string(owner, size_t(n))) : "another process";
+    while (!who.empty() && who.back() == ' ') who.pop_back();
+    throw UsageError(dir + ": another mixvae run is writing to this directory (" + who +
+                     "); wait for it, stop it, or choose another output.dir");
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  const std::string owner = std::string("host ") + host + ", pid " + std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock.fd_, 0) == 0 && ::pwrite(lock.fd_, owner.data(), owner.size(), 0) < 0) {
+    // The lock holds without the owner's name; only the message of a second run is poorer.
+  }
+  return lock;
+}
+
+DirLock& DirLock::operator=(DirLock&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+DirLock::~DirLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+int remove_stale_temporaries(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const auto pos = name.rfind(".tmp.");
+    if (pos == std::string::npos || pos == 0 || pos + 5 == name.size()) continue;
+    if (name.find_first_not_of("0123456789", pos + 5) != std::string::npos) continue;
+    std::error_code rm;
+    if (it->is_regular_file(rm) && fs::remove(it->path(), rm)) ++removed;
+  }
+  return removed;
+}
+
 std::string one_line(std::string s) {
-  for (char& c : s)
+  for (char& c : s) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    else if ((c >= 0 && c < 0x20) || c == 0x7f) c = '?';  // NUL and other control bytes from a bad file
+  }
   return s;
 }
 

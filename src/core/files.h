@@ -17,7 +17,32 @@ void write_file_atomic(const std::string& path, const std::string& text);
 // best effort for callers: some file systems refuse fsync on them.
 int sync_path(const std::string& path, bool directory = false);
 
-// Newlines, carriage returns and tabs as spaces: error texts go into one-line messages.
+// An exclusive lock on a run directory (flock on DIR/.mixvae.lock, which holds the owner's
+// host and pid), held until destruction, so that two runs never write the same checkpoint.
+// A lock left by a killed process is released by the kernel with the process. acquire()
+// throws UsageError naming the holder when another process has it.
+class DirLock {
+ public:
+  DirLock() = default;
+  static DirLock acquire(const std::string& dir);
+  DirLock(DirLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  DirLock& operator=(DirLock&& o) noexcept;
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  ~DirLock();
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Removes the temporary files that atomic writes in dir left behind when their process was
+// killed mid-write ("NAME.tmp.<pid>"); call only while holding dir's DirLock. Returns how
+// many were removed.
+int remove_stale_temporaries(const std::string& dir);
+
+// Newlines, carriage returns and tabs as spaces, other control bytes (NUL, ESC, ...) as
+// '?': error texts go into one-line messages on a terminal.
 std::string one_line(std::string s);
 
 }  // namespace mixvae

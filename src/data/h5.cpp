@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "core/files.h"
 
 namespace mixvae::data::h5 {
 namespace {
@@ -29,7 +30,18 @@ std::string h5_detail() {
         return 0;
       },
       &desc);
-  return desc.empty() ? std::string() : " (HDF5: " + desc + ")";
+  if (desc.empty()) return std::string();
+  // I/O failures come as "file write failed: time = <ctime, with its newline>, filename =
+  // ..., errno = 28, error message = 'No space left on device', buf = ..."; keep the
+  // operation and the system's reason.
+  const std::string key = "error message = '";
+  const auto at = desc.find(key);
+  if (at != std::string::npos) {
+    const auto end = desc.find('\'', at + key.size());
+    const std::string reason = desc.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
+    desc = desc.substr(0, desc.find(':')) + ": " + reason;
+  }
+  return " (HDF5: " + one_line(desc) + ")";
 }
 
 // Throws "FILE: problem (HDF5: detail)" for a failed HDF5 call on an object of `loc`.

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/config.h"
 #include "core/errors.h"
 
 namespace mixvae::sweep {
@@ -40,9 +41,12 @@ std::vector<Entry> read_ini(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw UsageError(path + ": cannot open sweep config");
   std::vector<Entry> out;
+  std::ostringstream text;
+  text << in.rdbuf();
   try {
     po::options_description none;
-    auto parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
+    std::istringstream file(text.str());
+    auto parsed = po::parse_config_file(file, none, /*allow_unregistered=*/true);
     for (const auto& o : parsed.options) {
       size_t dot = o.string_key.find('.');
       if (dot == std::string::npos)
@@ -51,7 +55,7 @@ std::vector<Entry> read_ini(const std::string& path) {
                      o.value.empty() ? "" : trim(o.value.front()), path});
     }
   } catch (const po::error& e) {
-    throw UsageError(path + ": " + e.what());
+    throw UsageError(path + ": " + program_options_message(e, text.str()));
   }
   return out;
 }

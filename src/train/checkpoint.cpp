@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <map>
@@ -144,7 +145,10 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
       f.flush();
       f.close();
     }
-    sync_path(tmp);
+    // Renamed only once its data is on the disk: a file system that reports a failure
+    // only now (a full disk with delayed allocation, an I/O error) must not replace the
+    // good checkpoint with a hole.
+    if (int err = sync_path(tmp)) throw std::runtime_error(tmp + ": fsync: " + std::strerror(err));
     // The checkpoint being replaced becomes the previous one (the fallback when the new one
     // is found damaged); a crash between the renames leaves the previous one in place.
     if (fs::exists(path)) fs::rename(path, previous_checkpoint_path(path));

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -145,7 +146,7 @@ void save_pretrained(const std::string& path, const PretrainKey& key, const std:
       f.flush();
       f.close();
     }
-    sync_path(tmp);
+    if (int err = sync_path(tmp)) throw std::runtime_error(tmp + ": fsync: " + std::strerror(err));
     fs::rename(tmp, path);
   } catch (const std::exception& e) {
     fs::remove(tmp, ec);

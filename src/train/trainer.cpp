@@ -195,7 +195,7 @@ void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_nam
     for (const auto& p : model_->parameters()) finite = finite && torch::isfinite(p).all().item<bool>();
     if (!finite) throw DivergedError("parameters became NaN/Inf in " + stage_name + " epoch " + std::to_string(epoch));
   }
-  if (comm_.rank() != 0) return;
+  on_rank0([&] {
   CheckpointMeta meta = mid ? *mid : CheckpointMeta{};
   meta.lr_scale = lr_scale_;
   meta.rollbacks = rollbacks_;
@@ -210,16 +210,25 @@ void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_nam
   meta.config_hash = cfg_.hash();
   meta.world_size = comm_.size();
   save_checkpoint(checkpoint_path(cfg_), *model_, opt, meta);
+  });
 }
 
 void Trainer::log_metrics(const std::string& line) {
-  if (comm_.rank() != 0) return;
-  std::ofstream out(fs::path(cfg_.output.dir) / "metrics.jsonl", std::ios::app);
-  out << line << "\n";
+  on_rank0([&] {
+    const fs::path path = fs::path(cfg_.output.dir) / "metrics.jsonl";
+    std::ofstream out(path, std::ios::app);
+    out << line << "\n";
+    out.flush();
+    if (!out) throw data_error(path.string(), std::string("cannot append: ") + std::strerror(errno));
+  });
 }
 
 TrainResult Trainer::run(bool resume) {
   start_time_ = now_s();
+  struct LockRelease {  // the run directory is this run's until run() returns or throws
+    DirLock& lock;
+    ~LockRelease() { lock = DirLock(); }
+  } lock_release{dir_lock_};
   // A rank that stops, hangs or dies ends the run within dist.timeout_s, named, instead
   // of leaving the others waiting in a collective (for this run only: a sweep's group
   // then waits for its next run as long as it takes).
@@ -289,6 +298,12 @@ TrainResult Trainer::run(bool resume) {
       if (ec || !t) throw data_error(cfg_.output.dir, "output directory cannot be created or written");
       t.close();
       fs::remove(probe, ec);
+      dir_lock_ = DirLock::acquire(cfg_.output.dir);
+      // Left by a process killed while writing (checkpoint.h5.tmp.<pid>, ...): never read,
+      // only taking space. Safe to remove now that this run holds the directory.
+      if (int n = remove_stale_temporaries(cfg_.output.dir))
+        log::info("removed " + std::to_string(n) + " temporary file(s) left by an interrupted write in " +
+                  cfg_.output.dir);
     }
     if (resume) {
       std::string note;
@@ -319,18 +334,15 @@ TrainResult Trainer::run(bool resume) {
             (device_.is_cpu() ? std::to_string(threads) + " thread(s)" : describe_device(device_)) + ", " +
             (data_.global_mode ? "global" : "shard") + " shuffle, seed " + std::to_string(cfg_.train.seed));
 
-  if (comm_.rank() == 0) {
+  on_rank0([&] {
     write_file_atomic((fs::path(cfg_.output.dir) / "config.ini").string(), cfg_.to_ini());
-    const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
-    if (!resume) {
-      std::ofstream(mpath, std::ios::trunc);
-    } else {
-      // Keep only the epochs the checkpoint contains, so a resumed run's log has each once.
-      keep_metrics_until(start_stage, start_epoch);
-    }
-    if (resume)
-      log::info("resuming from " + resume_ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
-                std::to_string(start_epoch));
+    if (!resume) write_file_atomic((fs::path(cfg_.output.dir) / "metrics.jsonl").string(), "");
+  });
+  if (resume) {
+    // Keep only the epochs the checkpoint contains, so a resumed run's log has each once.
+    keep_metrics_until(start_stage, start_epoch);
+    log::info("resuming from " + resume_ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
+              std::to_string(start_epoch));
   }
 
   TrainResult result;
@@ -507,7 +519,7 @@ CheckpointMeta Trainer::roll_back(const DivergedError& d, int64_t stage_index, s
 }
 
 void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
-  if (comm_.rank() != 0) return;
+  on_rank0([&] {
   const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
   if (!fs::exists(mpath)) return;
   std::ifstream in(mpath);
@@ -520,6 +532,7 @@ void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
   }
   in.close();
   write_file_atomic(mpath.string(), kept);
+  });
 }
 
 std::string Trainer::family_of(const models::Stage& stage) const {
@@ -561,10 +574,11 @@ void Trainer::save_artifact(const models::Stage& stage, int64_t stage_index) {
   if (!artifact_of(stage, stage_index, &key, &params)) return;
   const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
   artifacts_[key.family] = "saved:" + path;
-  if (comm_.rank() != 0) return;
-  torch::NoGradGuard ng;
-  train::save_pretrained(path, key, params, cfg_.output.dir);
-  log::info(stage.name + ": saved the artifact " + path);
+  on_rank0([&] {
+    torch::NoGradGuard ng;
+    train::save_pretrained(path, key, params, cfg_.output.dir);
+    log::info(stage.name + ": saved the artifact " + path);
+  });
 }
 
 const std::string& Trainer::pretrain_artifact() const { return artifact(models::pretrain_family(cfg_.model.name)); }
@@ -576,7 +590,10 @@ const std::string& Trainer::artifact(const std::string& family) const {
 }
 
 void Trainer::write_outputs(const TrainResult& r) {
-  if (comm_.rank() != 0) return;
+  on_rank0([&] { write_outputs_rank0(r); });
+}
+
+void Trainer::write_outputs_rank0(const TrainResult& r) {
   const fs::path dir(cfg_.output.dir);
   json j = {{"model", model_->name()},
             {"dataset", data_.name},

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/errors.h"
+#include "core/files.h"
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "models/clustering_model.h"
@@ -69,6 +70,7 @@ class Trainer {
   std::function<void()> step_hook_;
   std::map<std::string, std::string> artifacts_;  // family -> "saved:<file>" | "reused:<file>"
   std::string artifact_dir_;
+  DirLock dir_lock_;       // rank 0: output.dir is this run's while it trains
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
   int64_t rollbacks_ = 0;
 
@@ -92,6 +94,7 @@ class Trainer {
   void write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt,
                         const CheckpointMeta* mid = nullptr);
   void write_outputs(const TrainResult& r);
+  void write_outputs_rank0(const TrainResult& r);
   // A NaN/Inf loss: reloads nothing itself, but checks that a rollback is allowed and
   // possible, lowers the learning rates and returns the checkpoint to continue from;
   // rethrows (with the reason) when not.
@@ -99,6 +102,14 @@ class Trainer {
   // metrics.jsonl keeps the lines up to (stage_index, epoch), so replayed epochs appear once.
   void keep_metrics_until(int64_t stage_index, int64_t epoch);
   void log_metrics(const std::string& json_line);
+  // Runs fn on rank 0 only, with its outcome agreed: a write that fails there (a full disk,
+  // a removed directory) ends every rank with the same one-line error instead of leaving
+  // the others in the next collective. Every rank must call it at the same point.
+  template <class Fn> void on_rank0(Fn&& fn) {
+    dist::agree(comm_, [&] {
+      if (comm_.rank() == 0) fn();
+    });
+  }
 };
 
 }  // namespace mixvae::train

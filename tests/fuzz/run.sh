@@ -3,12 +3,19 @@
 # each for SECONDS (default 600) from a small seed corpus of valid inputs, one after the
 # other. Prints executions and findings per target; crash inputs land in
 # build-fuzz/findings/<target>/ (keep them as regression cases in tests/fuzz/regressions/).
+# An input that takes longer than MIXVAE_FUZZ_TIMEOUT seconds (default 30) counts as a
+# finding too (libFuzzer's own default, 1200 s, would hide a slow input inside the run).
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]      targets: idx har npy ini
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${MIXVAE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 seconds="${1:-600}"; shift || true
+timeout="${MIXVAE_FUZZ_TIMEOUT:-30}"
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(idx har npy ini)
+[[ "$seconds" =~ ^[0-9]+$ ]] || { echo "fuzz: SECONDS must be a whole number, not '$seconds'" >&2; exit 2; }
+for t in "${targets[@]}"; do
+  case "$t" in idx|har|npy|ini) ;; *) echo "fuzz: unknown target '$t' (targets: idx har npy ini)" >&2; exit 2 ;; esac
+done
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is needed (apt-get install clang)" >&2; exit 2; }
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DMIXVAE_FUZZ=ON -DMIXVAE_WITH_NCCL=OFF \
@@ -43,7 +50,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$findings"
   log="$build/fuzz_$t.log"
   "$build/tests/fuzz/fuzz_$t" "$corpus" "$seeds/$t" -max_total_time="$seconds" -max_len=4096 \
-    -artifact_prefix="$findings/" -print_final_stats=1 > "$log" 2>&1 || status=1
+    -timeout="$timeout" -artifact_prefix="$findings/" -print_final_stats=1 > "$log" 2>&1 || status=1
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   found=$(ls "$findings" | wc -l)
   echo "fuzz_$t: $execs executions in ${seconds}s, corpus $(ls "$corpus" | wc -l) inputs, findings: $found"

@@ -67,6 +67,22 @@ TEST(Config, BadValuesAreUsageErrors) {
   EXPECT_THROW(RunConfig::load("/nonexistent/x.ini", {}), UsageError);
 }
 
+// Boost 1.74 fills "%value%" in its message with the value until none is left: a value
+// containing "%value%" used to hang the parser (fuzz_ini; tests/fuzz/regressions/ini/).
+TEST(Config, ValuesWithBoostPlaceholdersGiveAMessage) {
+  std::string e = error_of("[model]\nclusters = x%value%y\n");
+  EXPECT_NE(e.find("the argument ('x%value%y') for option 'model.clusters' is invalid"), std::string::npos) << e;
+  e = error_of("", {"--model.clusters=%value%"});
+  EXPECT_NE(e.find("command line: the argument ('%value%') for option '--model.clusters' is invalid"),
+            std::string::npos)
+      << e;
+  e = error_of("[model]\n%invalid_line%\n");
+  EXPECT_NE(e.find("invalid line '%invalid_line%'"), std::string::npos) << e;
+  // Without a '%' anywhere, Boost's own message.
+  e = error_of("[model]\nclusters = abc\n");
+  EXPECT_NE(e.find("the argument ('abc') for option 'model.clusters' is invalid"), std::string::npos) << e;
+}
+
 TEST(Config, ShippedExperimentConfigsParse) {
   const char* root = std::getenv("MIXVAE_SOURCE_DIR");
   std::string dir = std::string(root ? root : MIXVAE_SOURCE_DIR_DEFAULT) + "/configs/experiments/";

@@ -137,6 +137,25 @@ TEST_F(TrainerTest, ResumeWithoutCheckpointIsUsageError) {
   EXPECT_THROW(t.run(true), UsageError);
 }
 
+// Two runs writing one directory would overwrite each other's checkpoints: the second is
+// refused while the first holds it, the lock goes with the run, and a temporary file left by
+// a write that was killed is removed by the next run.
+TEST_F(TrainerTest, OneRunPerOutputDirectory) {
+  auto comm = dist::make_self_communicator();
+  fs::create_directories(dir / "lk");
+  {
+    DirLock other = DirLock::acquire(dir / "lk");
+    train::Trainer t(*comm, small_config(dir / "data.h5", dir / "lk", 1));
+    const std::string msg = test::usage_error_of([&] { t.run(false); });
+    EXPECT_CONTAINS(msg, "another mixvae run is writing to this directory");
+  }
+  std::ofstream(dir / "lk/checkpoint.h5.tmp.999999") << "half a checkpoint";
+  train::Trainer t(*comm, small_config(dir / "data.h5", dir / "lk", 1));
+  t.run(false);
+  EXPECT_FALSE(fs::exists(dir / "lk/checkpoint.h5.tmp.999999"));
+  EXPECT_NO_THROW(DirLock::acquire(dir / "lk"));  // released when run() returned
+}
+
 // A stop request (what SIGTERM/SIGUSR1 set) in the middle of an epoch: the trainer
 // checkpoints at that step boundary and throws PreemptedError; resuming gives the same
 // parameters, bit for bit, as a run never stopped. Stops in pretraining and in the main
