@@ -43,6 +43,9 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("train", "lr_decay_every", c.train.lr_decay_every, "epochs between decays (0: never)");
   v("train", "lr_floor", c.train.lr_floor, "the decayed learning rate never goes below this");
   v("train", "adam_eps", c.train.adam_eps, "Adam epsilon (Keras' 1e-4 in VaDE's code)");
+  v("train", "adam", c.train.adam,
+    "Adam implementation of every stage: fused (one pass over memory per parameter on CPU; GPU tensors use "
+    "LibTorch's) | torch (LibTorch's torch::optim::Adam). Same algorithm; results differ by float rounding");
   v("train", "seed", c.train.seed, "run seed: every random choice derives from (seed, epoch, rank)");
   v("train", "eval_every", c.train.eval_every, "epochs between ACC/NMI/ARI evaluations (0: only at the end)");
   v("train", "threads", c.train.threads, "intra-op threads per rank (0: cores / local ranks)");
@@ -329,6 +332,7 @@ void RunConfig::validate() const {
   if (train.lr_decay_every < 0) bad("train.lr_decay_every", "must be >= 0");
   if (train.lr_floor < 0) bad("train.lr_floor", "must be >= 0");
   if (!(train.adam_eps > 0)) bad("train.adam_eps", "must be > 0");
+  if (train.adam != "fused" && train.adam != "torch") bad("train.adam", "must be 'fused' or 'torch', got '" + train.adam + "'");
   if (train.eval_every < 0) bad("train.eval_every", "must be >= 0");
   if (train.threads < 0) bad("train.threads", "must be >= 0");
   if (!(train.collapse_warn > 0 && train.collapse_warn <= 1)) bad("train.collapse_warn", "must be in (0, 1]");

@@ -1,6 +1,8 @@
 #include "models/kdvae.h"
 
+#include <algorithm>
 #include <sstream>
+#include <vector>
 
 #include "core/errors.h"
 #include "mixture/kmeans.h"
@@ -26,6 +28,7 @@ KDvae::KDvae(int64_t d, const RunConfig& cfg, bool bernoulli, bool variational)
   dec_ = register_module("dec", StackedMlp(k_, dec));
   centers_ = register_buffer("centers", torch::zeros({k_, j_}));
   clamp_ = cfg.model.logvar_clamp;
+  dense_gradient_ = cfg.opt_string(sec + "gradient") == "dense";
   stage_names_ = vade_init_ ? std::vector<std::string>{"pretrain", "mixture_init", "vade", "kmeans_init", "warmup", "train"}
                             : std::vector<std::string>{"pretrain", "kmeans_init", "warmup", "train"};
 }
@@ -56,7 +59,7 @@ void KDvae::set_stage(int64_t index) {
 const std::string& KDvae::stage_name() const { return stage_names_[size_t(stage_)]; }
 
 torch::Tensor KDvae::log_px(const torch::Tensor& out, const torch::Tensor& x) {
-  torch::Tensor xt = x.unsqueeze(0).expand_as(out);
+  torch::Tensor xt = x.dim() == 2 ? x.unsqueeze(0).expand_as(out) : x;  // shared [B, D] or per network [K, B, D]
   if (bernoulli_) {
     // log Ber(x | sigmoid(out)) summed over D (the binary case of paper §3.1).
     return -torch::binary_cross_entropy_with_logits(out, xt, {}, {}, at::Reduction::None).sum(2);
@@ -101,6 +104,48 @@ torch::Tensor KDvae::scores_loop(const torch::Tensor& x, const torch::Tensor* ep
   return torch::stack(rows, 0);
 }
 
+torch::Tensor KDvae::selected_score_sum(const torch::Tensor& x, const torch::Tensor* eps, const torch::Tensor& idx) {
+  // Row lists per network (exact: no padding, so a network that takes most rows costs no
+  // more than those rows).
+  const torch::Tensor cpu = idx.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t b = cpu.size(0);
+  const int64_t* id = cpu.data_ptr<int64_t>();
+  std::vector<std::vector<int64_t>> members(static_cast<size_t>(k_));
+  for (int64_t r = 0; r < b; ++r) members[size_t(id[r])].push_back(r);
+  std::vector<torch::Tensor> rows(static_cast<size_t>(k_)), xs(static_cast<size_t>(k_));
+  for (int64_t i = 0; i < k_; ++i) {
+    if (members[size_t(i)].empty()) continue;
+    rows[size_t(i)] = torch::tensor(members[size_t(i)], torch::kLong).to(x.device());
+    xs[size_t(i)] = x.index_select(0, rows[size_t(i)]);  // [B_i, D]
+  }
+  std::vector<torch::Tensor> h = enc_->forward_groups(xs), z(static_cast<size_t>(k_));
+  std::vector<torch::Tensor> extra(static_cast<size_t>(k_));  // the score's terms besides log p(x | z_i), [B_i]
+  if (variational_) {
+    // The same terms as scores(): Eq. 6 with each row's own eps_i, or Eq. 8 at mu_i.
+    for (int64_t i = 0; i < k_; ++i) {
+      if (!h[size_t(i)].defined()) continue;
+      torch::Tensor mu = h[size_t(i)].narrow(1, 0, j_), logvar = h[size_t(i)].narrow(1, j_, j_).clamp(-clamp_, clamp_);
+      if (eps) {
+        z[size_t(i)] = mu + torch::exp(0.5 * logvar) * (*eps)[i].index_select(0, rows[size_t(i)]);
+        extra[size_t(i)] = -0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1);
+      } else {
+        z[size_t(i)] = mu;
+        extra[size_t(i)] = -0.5 * mu.pow(2).sum(1) + 0.5 * logvar.sum(1);
+      }
+    }
+  } else {
+    z = h;
+  }
+  std::vector<torch::Tensor> out = dec_->forward_groups(z);
+  torch::Tensor total = torch::zeros({}, x.options());
+  for (int64_t i = 0; i < k_; ++i) {
+    if (!out[size_t(i)].defined()) continue;
+    torch::Tensor s = log_px(out[size_t(i)].unsqueeze(0), xs[size_t(i)])[0];
+    total = total + (extra[size_t(i)].defined() ? (s + extra[size_t(i)]).sum() : s.sum());
+  }
+  return total;
+}
+
 torch::Tensor KDvae::initial_cluster(const torch::Tensor& x) {
   torch::NoGradGuard ng;
   return mixture::nearest(init_->embed(x), centers_);
@@ -110,16 +155,28 @@ LossTerms KDvae::loss(const torch::Tensor& x, Noise& noise) {
   if (phase_ != Phase::Networks) return init_->loss(x, noise);  // the VaDE stage
   torch::Tensor eps;
   if (variational_) eps = noise.normal(k_ * j_).view({x.size(0), k_, j_}).permute({1, 0, 2});
-  torch::Tensor s = scores(x, variational_ ? &eps : nullptr);  // [K, B]
-  torch::Tensor picked;
-  if (stage_name() == "warmup") {
-    // Each pair trains on the rows of its initial cluster (paper §4.2's initialisation).
-    picked = s.gather(0, initial_cluster(x).unsqueeze(0)).squeeze(0);
-  } else {
-    picked = std::get<0>(s.max(0));  // Eq. 6 (k-DAE: the hard-min reconstruction error)
-  }
+  const torch::Tensor* e = variational_ ? &eps : nullptr;
+  const bool warmup = stage_name() == "warmup";
   LossTerms out;
-  out.total = -picked.sum();
+  if (dense_gradient_) {
+    torch::Tensor s = scores(x, e);  // [K, B]
+    torch::Tensor picked = warmup ? s.gather(0, initial_cluster(x).unsqueeze(0)).squeeze(0)
+                                  : std::get<0>(s.max(0));
+    out.total = -picked.sum();
+  } else {
+    // Only row b's own network gets a gradient from row b: its initial cluster in the
+    // warm-up (paper §4.2), the arg max of Eq. 6 (k-DAE: the hard-min reconstruction
+    // error) afterwards. So all k score every row without a graph, to find the arg max,
+    // and only the chosen (row, network) pairs run again with one.
+    torch::Tensor idx;
+    if (warmup) {
+      idx = initial_cluster(x);
+    } else {
+      torch::NoGradGuard ng;
+      idx = scores(x, e).argmax(0);
+    }
+    out.total = -selected_score_sum(x, e, idx);
+  }
   out.parts = {{variational_ ? "neg_elbo" : "recon", out.total.detach()}};
   return out;
 }

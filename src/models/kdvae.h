@@ -42,6 +42,10 @@ class KDvae : public ClusteringModel {
   torch::Tensor scores(const torch::Tensor& x, const torch::Tensor* eps);
   // The same, network by network (the loop the batched version is tested against).
   torch::Tensor scores_loop(const torch::Tensor& x, const torch::Tensor* eps);
+  // Sum over rows of the score of network idx[b] for row b (eps [K, B, J] as in scores()),
+  // computed with each network on its own rows only: B rows in all instead of K x B.
+  // Equals scores().gather(idx).sum() in value and in gradient.
+  torch::Tensor selected_score_sum(const torch::Tensor& x, const torch::Tensor* eps, const torch::Tensor& idx);
   // Initial cluster of each row: nearest k-means centre of the initialiser's embedding.
   torch::Tensor initial_cluster(const torch::Tensor& x);
   StackedMlp& encoders() { return enc_; }
@@ -62,6 +66,7 @@ class KDvae : public ClusteringModel {
                             const torch::Tensor& out, bool sampled);
   const std::string& stage_name() const;
   double clamp_ = 10.0;
+  bool dense_gradient_ = false;  // [kdvae] gradient = dense
   std::vector<std::string> stage_names_;
 };
 

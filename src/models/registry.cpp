@@ -20,6 +20,11 @@ std::vector<OptionSpec> knet_options(const std::string& s, const std::string& in
       {s, "init", init, "initialisation: vade (pretrain + VaDE, then k-means on its latent means) | ae (autoencoder + k-means)", T::String, {"vade", "ae"}},
       {s, "kmeans_restarts", "10", "k-means++ restarts of the initial clustering (best inertia kept)", T::Int},
       {s, "kmeans_iters", "300", "Lloyd iterations of the initial clustering", T::Int},
+      {s, "gradient", "selected",
+       "selected: the backward pass runs each row through its own network only (the max of Eq. 6 and the warm-up's "
+       "cluster pass no gradient to the others), rows grouped per network | dense: through all k (what a loop over "
+       "the networks computes; for comparisons)",
+       T::String, {"selected", "dense"}},
   };
 }
 

@@ -45,4 +45,17 @@ torch::Tensor StackedMlpImpl::forward_one(int64_t i, const torch::Tensor& x) {
   return h;
 }
 
+std::vector<torch::Tensor> StackedMlpImpl::forward_groups(const std::vector<torch::Tensor>& xs) {
+  std::vector<torch::Tensor> h(xs.begin(), xs.end());
+  for (size_t l = 0; l < weights_.size(); ++l) {
+    const std::vector<torch::Tensor> w = weights_[l].unbind(0), b = biases_[l].unbind(0);
+    for (size_t i = 0; i < h.size(); ++i) {
+      if (!h[i].defined() || h[i].size(0) == 0) continue;
+      h[i] = torch::addmm(b[i], h[i], w[i]);
+      if (l + 1 < weights_.size()) h[i] = torch::relu(h[i]);
+    }
+  }
+  return h;
+}
+
 }  // namespace mixvae::models

@@ -18,6 +18,10 @@ class StackedMlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   // Network i alone on [B, in] -> [B, out] (sampling, and the loop reference in tests).
   torch::Tensor forward_one(int64_t i, const torch::Tensor& x);
+  // Network i on its own rows xs[i] ([B_i, in]; undefined or empty: skipped) -> [B_i, out]
+  // each. The stacked parameters are split once per layer (unbind), so the backward pass
+  // writes each parameter's gradient once, not once per network.
+  std::vector<torch::Tensor> forward_groups(const std::vector<torch::Tensor>& xs);
   int64_t networks() const { return k_; }
   int64_t layers() const { return int64_t(weights_.size()); }
   torch::Tensor& weight(int64_t layer) { return weights_[size_t(layer)]; }  // [K, in, out]

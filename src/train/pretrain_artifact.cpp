@@ -63,6 +63,7 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
     << "pretrain.batch_size=" << cfg.pretrain.batch_size << "\n"
     << "pretrain.lr=" << cfg.pretrain.lr << "\n"
     << "pretrain.adam_eps=" << cfg.pretrain.adam_eps << "\n"
+    << "train.adam=" << cfg.train.adam << "\n"
     << "train.seed=" << cfg.train.seed << "\n";
   k.text = t.str();
   k.hash = sha256_bytes(k.text.data(), k.text.size()).substr(0, 16);

@@ -23,6 +23,7 @@
 #include "models/registry.h"
 #include "train/checkpoint.h"
 #include "train/device.h"
+#include "train/fused_adam.h"
 #include "train/pretrain_artifact.h"
 #include "train/sample_grid.h"
 
@@ -61,6 +62,7 @@ std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage&
   if (stage.kind == models::StageKind::Pretrain) {
     auto opts =
         torch::optim::AdamOptions((stage.lr > 0 ? stage.lr : cfg_.pretrain.lr) * lr_scale_).eps(cfg_.pretrain.adam_eps);
+    if (cfg_.train.adam == "fused") return std::make_unique<FusedAdam>(model_->pretrain_parameters(), opts);
     return std::make_unique<torch::optim::Adam>(model_->pretrain_parameters(), opts);
   }
   // Two parameter groups: networks and mixture, each with its own learning rate
@@ -74,6 +76,8 @@ std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage&
   if (!mix.empty())
     groups.emplace_back(
         mix, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr_mix).eps(cfg_.train.adam_eps)));
+  if (cfg_.train.adam == "fused")
+    return std::make_unique<FusedAdam>(std::move(groups), torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps));
   return std::make_unique<torch::optim::Adam>(std::move(groups),
                                               torch::optim::AdamOptions(lr).eps(cfg_.train.adam_eps));
 }

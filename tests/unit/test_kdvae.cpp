@@ -185,3 +185,53 @@ TEST(Registry, EveryModelIsBuiltByNameAndUnknownNamesAreUsageErrors) {
   EXPECT_THROW(RunConfig::load("", {"--model.name=kdvae", "--kdvae.epoch=3"}), UsageError);
   EXPECT_THROW(RunConfig::load("", {"--model.name=vadee"}), UsageError);
 }
+
+// The default backward pass runs each row through its own network only (rows grouped per
+// network, padded); it must give the loss and every gradient of the dense pass through all
+// k networks (kdvae.gradient = dense), in the warm-up and in Eq. 6's stage, for k-DVAE and
+// k-DAE, including a batch where one network gets every row.
+TEST(KDvae, SelectedGradientEqualsDense) {
+  for (bool variational : {true, false}) {
+    for (int64_t stage : {4, 5}) {
+      for (bool one_network : {false, true}) {
+        const std::string name = variational ? "kdvae" : "kdae";
+        auto make = [&](const std::string& gradient) {
+          RunConfig cfg = small_cfg(name, 4, 3);
+          cfg.options[name + ".gradient"] = gradient;
+          torch::manual_seed(11);
+          auto m = std::make_shared<models::KDvae>(9, cfg, true, variational);
+          const int64_t set_stage = variational ? stage : stage - 2;  // k-DAE has no VaDE stages
+          m->set_stage(set_stage);
+          for (auto& b : m->named_buffers()) {
+            if (b.key().find("centers") == std::string::npos || b.key().find("init") == 0) continue;
+            torch::NoGradGuard ng;
+            torch::manual_seed(5);
+            b.value().copy_(one_network ? torch::full_like(b.value(), 50.0).index_fill_(0, torch::tensor({0}), 0.0)
+                                        : torch::randn_like(b.value()));
+          }
+          return m;
+        };
+        auto dense = make("dense"), selected = make("selected");
+        torch::manual_seed(2);
+        torch::Tensor x = torch::rand({13, 9});
+        models::Noise n1(42, 13, 0, 13), n2(42, 13, 0, 13);
+        models::LossTerms a = dense->loss(x, n1), b = selected->loss(x, n2);
+        const std::string where = name + " stage " + std::to_string(stage) + (one_network ? " one network" : "");
+        EXPECT_NEAR(a.total.item<double>(), b.total.item<double>(), 1e-4 * std::abs(a.total.item<double>())) << where;
+        a.total.backward();
+        b.total.backward();
+        auto pa = dense->network_parameters(), pb = selected->network_parameters();
+        ASSERT_EQ(pa.size(), pb.size());
+        double largest = 0;
+        for (size_t i = 0; i < pa.size(); ++i) {
+          ASSERT_TRUE(pa[i].grad().defined() && pb[i].grad().defined()) << where << " parameter " << i;
+          largest = std::max(largest, pa[i].grad().abs().max().item<double>());
+          EXPECT_LT((pa[i].grad() - pb[i].grad()).abs().max().item<double>(),
+                    1e-5 * (1 + pa[i].grad().abs().max().item<double>()))
+              << where << " parameter " << i;
+        }
+        EXPECT_GT(largest, 0) << where;  // the comparison is not between zeros
+      }
+    }
+  }
+}
