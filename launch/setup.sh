@@ -10,7 +10,7 @@ build="${MIXVAE_BUILD_DIR:-$root/build}"
 jobs="${MIXVAE_JOBS:-$(nproc)}"
 
 packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-openmp libopenmpi-dev openmpi-bin
-          libhdf5-dev libboost-program-options-dev libgtest-dev googletest zlib1g-dev libpng-dev
+          libhdf5-dev libboost-program-options-dev libgtest-dev googletest libbenchmark-dev zlib1g-dev libpng-dev
           libssl-dev nlohmann-json3-dev python3 hdf5-tools gnuplot-nox)
 # shellcheck source=packages.sh
 source "$root/launch/packages.sh"

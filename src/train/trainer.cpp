@@ -319,6 +319,11 @@ TrainResult Trainer::run(bool resume) {
           throw UsageError(ckpt + ": checkpoint is of model '" + meta.model + "' with input dimension " +
                            std::to_string(meta.input_dim) + ", this run is '" + model_->name() + "' with " +
                            std::to_string(data_.d));
+        // Same shapes, other data (e.g. MNIST and Fashion-MNIST, both 784 wide): the
+        // dataset's name attribute (set by `mixvae prepare`) tells them apart.
+        if (!meta.dataset.empty() && meta.dataset != data_.name)
+          throw UsageError(ckpt + ": checkpoint was trained on dataset '" + meta.dataset + "', this run's data (" +
+                           data_.path + ") is '" + data_.name + "'");
         load_checkpoint(p, *model_, nullptr);
       });
       if (!note.empty()) log::warn(note);

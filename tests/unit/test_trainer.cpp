@@ -21,6 +21,7 @@
 #include "models/registry.h"
 #include "dist/communicator.h"
 #include "core/signals.h"
+#include "data/schema.h"
 #include "train/checkpoint.h"
 #include "train/pretrain_artifact.h"
 #include "train/trainer.h"
@@ -135,6 +136,37 @@ TEST_F(TrainerTest, ResumeWithoutCheckpointIsUsageError) {
   auto comm = dist::make_self_communicator();
   train::Trainer t(*comm, small_config(dir / "data.h5", dir / "d", 1));
   EXPECT_THROW(t.run(true), UsageError);
+}
+
+// --resume with a checkpoint of another model, input dimension or dataset: one clear
+// UsageError, nothing trained (issue 6's "a checkpoint from another model or dataset").
+TEST_F(TrainerTest, ACheckpointOfAnotherModelOrDatasetIsRefused) {
+  auto comm = dist::make_self_communicator();
+  train::Trainer t(*comm, small_config(dir / "data.h5", dir / "m", 1));
+  t.run(false);
+  const auto before = fs::last_write_time(dir / "m/checkpoint.h5");
+  {
+    train::Trainer other(*comm, model_config(dir / "data.h5", dir / "m", 1, "aegmm"));
+    EXPECT_CONTAINS(test::usage_error_of([&] { other.run(true); }),
+                    "checkpoint is of model 'vade' with input dimension 20, this run is 'aegmm' with 20");
+  }
+  data::prepare_synthetic(dir / "wide.h5", 600, 21, 4, 1);
+  {
+    train::Trainer wide(*comm, small_config(dir / "wide.h5", dir / "m", 1));
+    EXPECT_CONTAINS(test::usage_error_of([&] { wide.run(true); }), "with input dimension 20, this run is 'vade' with 21");
+  }
+  // The same shape under another dataset name.
+  std::vector<float> x(600 * 20, 0.25f);
+  data::DatasetMeta meta;
+  meta.name = "fashion";
+  data::write_dataset(dir / "fashion.h5", x.data(), 600, 20, nullptr, meta);
+  {
+    train::Trainer fashion(*comm, small_config(dir / "fashion.h5", dir / "m", 1));
+    EXPECT_CONTAINS(test::usage_error_of([&] { fashion.run(true); }),
+                    "checkpoint was trained on dataset 'synthetic', this run's data (" + (dir / "fashion.h5") +
+                        ") is 'fashion'");
+  }
+  EXPECT_EQ(fs::last_write_time(dir / "m/checkpoint.h5"), before);
 }
 
 // Two runs writing one directory would overwrite each other's checkpoints: the second is
