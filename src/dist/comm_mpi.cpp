@@ -97,7 +97,9 @@ struct Progress {
 };
 
 void default_timeout_handler(const std::string& message, void*) {
-  std::cerr << "mixvae: error: " << message << std::endl;
+  // Once per process, whatever calls it again while MPI_Abort takes the job down.
+  static std::atomic<bool> told{false};
+  if (!told.exchange(true)) std::cerr << "mixvae: error: " << message << std::endl;
   MPI_Abort(MPI_COMM_WORLD, kExitCollectiveTimeout);
   std::_Exit(kExitCollectiveTimeout);
 }
