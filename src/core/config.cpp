@@ -236,8 +236,8 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
   if (in) {
     std::ostringstream os;
     os << in->rdbuf();
-    input += os.str();
     file.str(os.str());
+    input += file.str();
   }
   try {
     // Command line first: Program_options keeps the first value stored for a key.
@@ -264,13 +264,10 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
     if (in) {
       auto parsed = po::parse_config_file(file, desc, /*allow_unregistered=*/true);
       for (const auto& o : parsed.options) {
-        if (o.unregistered) {
-          throw UsageError(ini_path + ": unknown key '" + o.string_key + "'; " +
-                           valid_keys_message(o.string_key));
-        }
-      }
-      for (const auto& o : parsed.options)
+        if (o.unregistered)
+          throw UsageError(ini_path + ": unknown key '" + o.string_key + "'; " + valid_keys_message(o.string_key));
         if (!o.value.empty()) raw.emplace_back(o.string_key, o.value.front());
+      }
       po::store(parsed, vm);
     }
     po::notify(vm);

@@ -34,8 +34,14 @@ int sync_path(const std::string& path, bool directory) {
   return rc == 0 ? 0 : err;
 }
 
+std::string temporary_path(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+
+void sync_or_throw(const std::string& path) {
+  if (const int err = sync_path(path)) throw data_error(path, std::string("cannot sync to disk: ") + std::strerror(err));
+}
+
 void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_path(path);
   std::string problem;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -9,6 +9,15 @@ namespace mixvae {
 // The whole file; DataError "PATH: cannot read: reason".
 std::string read_text_file(const std::string& path);
 
+// The temporary file an atomic write of `path` goes to: "PATH.tmp.<pid>", in the same
+// folder (so the rename is atomic) and per process. Every atomic writer uses it, so that
+// remove_stale_temporaries() knows what a killed writer leaves behind.
+std::string temporary_path(const std::string& path);
+
+// fsync of a file that must be on the disk before it is renamed into place; DataError
+// "PATH: cannot sync to disk: reason" (a full disk with delayed allocation, an I/O error).
+void sync_or_throw(const std::string& path);
+
 // Writes text to path atomically: PATH.tmp.<pid>, flushed and fsynced, renamed over PATH,
 // the folder fsynced. DataError "PATH: cannot write: reason"; no temporary file is left.
 void write_file_atomic(const std::string& path, const std::string& text);
@@ -37,7 +46,7 @@ class DirLock {
 };
 
 // Removes the temporary files that atomic writes in dir left behind when their process was
-// killed mid-write ("NAME.tmp.<pid>"); call only while holding dir's DirLock. Returns how
+// killed mid-write (temporary_path's "NAME.tmp.<pid>"); call only while holding dir's DirLock. Returns how
 // many were removed.
 int remove_stale_temporaries(const std::string& dir);
 

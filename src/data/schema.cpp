@@ -120,12 +120,11 @@ void write_dataset(const std::string& path, const float* features, int64_t n, in
   }
 
   // Same directory as the target, so the rename is atomic (same file system).
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_path(path);
   TempFileGuard guard(tmp);
   try {
     write_contents(tmp, features, n, d, labels, meta);
-    if (const int err = sync_path(tmp))
-      throw data_error(tmp, std::string("cannot sync to disk: ") + std::strerror(err));
+    sync_or_throw(tmp);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw data_error(
           path, std::string("cannot move the finished file into place: ") + std::strerror(errno));

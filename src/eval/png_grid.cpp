@@ -1,7 +1,6 @@
 #include "eval/png_grid.h"
 
 #include <png.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "core/files.h"
 
 namespace mixvae::eval {
 namespace {
@@ -111,7 +111,7 @@ void write_png_grid(const std::string& path, const std::vector<float>& images,
 
   // The pid keeps concurrent writers (e.g. ranks sharing a file system) off each other's
   // temp files; rename() then replaces `path` in one step.
-  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  const std::string tmp = temporary_path(path);
   auto fail = [&](const std::string& reason) -> DataError {
     std::remove(tmp.c_str());
     return data_error(path, "cannot write PNG: " + reason);

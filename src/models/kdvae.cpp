@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <sstream>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/errors.h"
@@ -69,18 +71,17 @@ torch::Tensor KDvae::log_px(const torch::Tensor& out, const torch::Tensor& x) {
   return -(out - xt).pow(2).sum(2);
 }
 
+std::pair<torch::Tensor, torch::Tensor> KDvae::latent_terms(const torch::Tensor& h, const torch::Tensor* eps) const {
+  torch::Tensor mu = h.narrow(-1, 0, j_), logvar = h.narrow(-1, j_, j_).clamp(-clamp_, clamp_);
+  if (eps) return {mu + torch::exp(0.5 * logvar) * *eps, -0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)};
+  return {mu, -0.5 * mu.pow(2).sum(-1) + 0.5 * logvar.sum(-1)};
+}
+
 torch::Tensor KDvae::scores(const torch::Tensor& x, const torch::Tensor* eps) {
   torch::Tensor h = enc_->forward(x);  // [K, B, 2J] or [K, B, J]
   if (!variational_) return log_px(dec_->forward(h), x);  // k-DAE: -reconstruction error
-  torch::Tensor mu = h.narrow(2, 0, j_), logvar = h.narrow(2, j_, j_).clamp(-clamp_, clamp_);
-  if (eps) {
-    // Eq. 6's term: log p(x | z_i) - KL(N(mu_i, Sigma_i) || N(0, I)), z_i = mu_i + sigma_i eps_i.
-    torch::Tensor z = mu + torch::exp(0.5 * logvar) * *eps;
-    torch::Tensor kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(2);
-    return log_px(dec_->forward(z), x) - kl;
-  }
-  // Eq. 8: log p(x | mu_i) - 1/2 ||mu_i||^2 + sum_s log sigma_is.
-  return log_px(dec_->forward(mu), x) - 0.5 * mu.pow(2).sum(2) + 0.5 * logvar.sum(2);
+  auto [z, terms] = latent_terms(h, eps);
+  return log_px(dec_->forward(z), x) + terms;
 }
 
 torch::Tensor KDvae::scores_loop(const torch::Tensor& x, const torch::Tensor* eps) {
@@ -91,15 +92,9 @@ torch::Tensor KDvae::scores_loop(const torch::Tensor& x, const torch::Tensor* ep
       rows.push_back(log_px(dec_->forward_one(i, h).unsqueeze(0), x)[0]);
       continue;
     }
-    torch::Tensor mu = h.narrow(1, 0, j_), logvar = h.narrow(1, j_, j_).clamp(-clamp_, clamp_);
-    if (eps) {
-      torch::Tensor z = mu + torch::exp(0.5 * logvar) * (*eps)[i];
-      torch::Tensor kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1);
-      rows.push_back(log_px(dec_->forward_one(i, z).unsqueeze(0), x)[0] - kl);
-    } else {
-      rows.push_back(log_px(dec_->forward_one(i, mu).unsqueeze(0), x)[0] - 0.5 * mu.pow(2).sum(1) +
-                     0.5 * logvar.sum(1));
-    }
+    const torch::Tensor eps_i = eps ? (*eps)[i] : torch::Tensor();
+    auto [z, terms] = latent_terms(h, eps ? &eps_i : nullptr);
+    rows.push_back(log_px(dec_->forward_one(i, z).unsqueeze(0), x)[0] + terms);
   }
   return torch::stack(rows, 0);
 }
@@ -118,30 +113,21 @@ torch::Tensor KDvae::selected_score_sum(const torch::Tensor& x, const torch::Ten
     rows[size_t(i)] = torch::tensor(members[size_t(i)], torch::kLong).to(x.device());
     xs[size_t(i)] = x.index_select(0, rows[size_t(i)]);  // [B_i, D]
   }
-  std::vector<torch::Tensor> h = enc_->forward_groups(xs), z(static_cast<size_t>(k_));
-  std::vector<torch::Tensor> extra(static_cast<size_t>(k_));  // the score's terms besides log p(x | z_i), [B_i]
+  std::vector<torch::Tensor> h = enc_->forward_groups(xs), z = h;
+  std::vector<torch::Tensor> terms(static_cast<size_t>(k_));  // the score's terms besides log p(x | z_i), [B_i]
   if (variational_) {
-    // The same terms as scores(): Eq. 6 with each row's own eps_i, or Eq. 8 at mu_i.
     for (int64_t i = 0; i < k_; ++i) {
       if (!h[size_t(i)].defined()) continue;
-      torch::Tensor mu = h[size_t(i)].narrow(1, 0, j_), logvar = h[size_t(i)].narrow(1, j_, j_).clamp(-clamp_, clamp_);
-      if (eps) {
-        z[size_t(i)] = mu + torch::exp(0.5 * logvar) * (*eps)[i].index_select(0, rows[size_t(i)]);
-        extra[size_t(i)] = -0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1);
-      } else {
-        z[size_t(i)] = mu;
-        extra[size_t(i)] = -0.5 * mu.pow(2).sum(1) + 0.5 * logvar.sum(1);
-      }
+      const torch::Tensor eps_i = eps ? (*eps)[i].index_select(0, rows[size_t(i)]) : torch::Tensor();
+      std::tie(z[size_t(i)], terms[size_t(i)]) = latent_terms(h[size_t(i)], eps ? &eps_i : nullptr);
     }
-  } else {
-    z = h;
   }
   std::vector<torch::Tensor> out = dec_->forward_groups(z);
   torch::Tensor total = torch::zeros({}, x.options());
   for (int64_t i = 0; i < k_; ++i) {
     if (!out[size_t(i)].defined()) continue;
     torch::Tensor s = log_px(out[size_t(i)].unsqueeze(0), xs[size_t(i)])[0];
-    total = total + (extra[size_t(i)].defined() ? (s + extra[size_t(i)]).sum() : s.sum());
+    total = total + (terms[size_t(i)].defined() ? (s + terms[size_t(i)]).sum() : s.sum());
   }
   return total;
 }

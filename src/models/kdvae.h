@@ -62,8 +62,10 @@ class KDvae : public ClusteringModel {
   torch::Tensor centers_;       // [K, J] k-means centres (a buffer: checkpointed)
 
   torch::Tensor log_px(const torch::Tensor& out, const torch::Tensor& x);  // [K, B]
-  torch::Tensor score_terms(const torch::Tensor& x, const torch::Tensor& mu, const torch::Tensor& logvar,
-                            const torch::Tensor& out, bool sampled);
+  // From an encoder output h ([..., 2J]): the code z_i the decoder gets and the score's
+  // terms besides log p(x | z_i), [...]: Eq. 6 with noise eps (z_i = mu_i + sigma_i eps_i,
+  // minus the KL to N(0, I)), or Eq. 8 without (z_i = mu_i, -1/2 ||mu_i||^2 + sum log sigma_is).
+  std::pair<torch::Tensor, torch::Tensor> latent_terms(const torch::Tensor& h, const torch::Tensor* eps) const;
   const std::string& stage_name() const;
   double clamp_ = 10.0;
   bool dense_gradient_ = false;  // [kdvae] gradient = dense

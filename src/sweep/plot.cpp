@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/files.h"
 
 extern char** environ;
 
@@ -96,7 +97,7 @@ std::string run_gnuplot(const std::string& gnuplot, const std::string& script, c
 std::string render(const ScratchDir& scratch, const std::string& body, int w, int h, const std::string& png_path) {
   const std::string gnuplot = find_gnuplot();
   if (gnuplot.empty()) return "gnuplot not found on PATH (install gnuplot-nox)";
-  const std::string tmp_png = png_path + ".tmp-" + std::to_string(::getpid());
+  const std::string tmp_png = temporary_path(png_path);
   std::ostringstream s;
   s << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
     << "  set terminal pngcairo size " << w << "," << h << " noenhanced font 'Sans,10'\n"

@@ -23,6 +23,8 @@ void fused_adam_update(float* param, const float* grad, float* exp_avg, float* e
     const float* __restrict g = grad;
     float* __restrict m = exp_avg;
     float* __restrict v = exp_avg_sq;
+    // Two loops, not one with g + wd * p: the one-loop form was slower without weight
+    // decay (BM_AdamFused/8900000, 5 interleaved rounds: median 12.4 ms vs 11.2 ms).
     if (wd != 0.0f) {
       for (int64_t i = begin; i < end; ++i) {
         const float gi = g[i] + wd * p[i];

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <map>
@@ -101,7 +100,7 @@ std::vector<hsize_t> dims(const torch::Tensor& t) {
 void save_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt,
                      const CheckpointMeta& meta) {
   h5::quiet();
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_path(path);
   try {
     auto tensors = tensors_of(model, opt);
     Sha256 sha;
@@ -148,7 +147,7 @@ void save_checkpoint(const std::string& path, models::ClusteringModel& model, to
     // Renamed only once its data is on the disk: a file system that reports a failure
     // only now (a full disk with delayed allocation, an I/O error) must not replace the
     // good checkpoint with a hole.
-    if (int err = sync_path(tmp)) throw std::runtime_error(tmp + ": fsync: " + std::strerror(err));
+    sync_or_throw(tmp);
     // The checkpoint being replaced becomes the previous one (the fallback when the new one
     // is found damaged); a crash between the renames leaves the previous one in place.
     if (fs::exists(path)) fs::rename(path, previous_checkpoint_path(path));

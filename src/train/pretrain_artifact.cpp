@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -130,7 +129,7 @@ void save_pretrained(const std::string& path, const PretrainKey& key, const std:
                      const std::string& source) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_path(path);
   try {
     {
       h5::File f = h5::create(tmp);
@@ -147,7 +146,7 @@ void save_pretrained(const std::string& path, const PretrainKey& key, const std:
       f.flush();
       f.close();
     }
-    if (int err = sync_path(tmp)) throw std::runtime_error(tmp + ": fsync: " + std::strerror(err));
+    sync_or_throw(tmp);
     fs::rename(tmp, path);
   } catch (const std::exception& e) {
     fs::remove(tmp, ec);

@@ -229,10 +229,7 @@ void Trainer::log_metrics(const std::string& line) {
 
 TrainResult Trainer::run(bool resume) {
   start_time_ = now_s();
-  struct LockRelease {  // the run directory is this run's until run() returns or throws
-    DirLock& lock;
-    ~LockRelease() { lock = DirLock(); }
-  } lock_release{dir_lock_};
+  DirLock dir_lock;  // rank 0: output.dir is this run's until run() returns or throws
   // A rank that stops, hangs or dies ends the run within dist.timeout_s, named, instead
   // of leaving the others waiting in a collective (for this run only: a sweep's group
   // then waits for its next run as long as it takes).
@@ -302,7 +299,7 @@ TrainResult Trainer::run(bool resume) {
       if (ec || !t) throw data_error(cfg_.output.dir, "output directory cannot be created or written");
       t.close();
       fs::remove(probe, ec);
-      dir_lock_ = DirLock::acquire(cfg_.output.dir);
+      dir_lock = DirLock::acquire(cfg_.output.dir);
       // Left by a process killed while writing (checkpoint.h5.tmp.<pid>, ...): never read,
       // only taking space. Safe to remove now that this run holds the directory.
       if (int n = remove_stale_temporaries(cfg_.output.dir))

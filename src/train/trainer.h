@@ -12,7 +12,6 @@
 
 #include "core/config.h"
 #include "core/errors.h"
-#include "core/files.h"
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "models/clustering_model.h"
@@ -70,7 +69,6 @@ class Trainer {
   std::function<void()> step_hook_;
   std::map<std::string, std::string> artifacts_;  // family -> "saved:<file>" | "reused:<file>"
   std::string artifact_dir_;
-  DirLock dir_lock_;       // rank 0: output.dir is this run's while it trains
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
   int64_t rollbacks_ = 0;
 

@@ -8,7 +8,7 @@
 # environment assignments for one side (e.g. B_ENV=MIXVAE_MPI_THREADS=funneled, same binary).
 # A_FLAGS / B_FLAGS: extra mixvae flags for one side (e.g. A_FLAGS=--train.adam=torch, same
 # binary); FLAGS for both; CONFIG another experiment (default mnist-vade-quick.ini); the
-# timed epochs are those of the stage named "train". Given flags win over the defaults here.
+# timed epochs are those of the stage named "train". Given flags replace the defaults here.
 #   CONFIG=configs/experiments/mnist-kdvae-quick.ini FLAGS="--kdvae.init=ae --pretrain.epochs=1
 #     --kdvae.warmup_epochs=0 --kdvae.epochs=2 --kdvae.kmeans_restarts=1" ...   (k-DVAE's Eq. 6 stage)
 set -euo pipefail
@@ -30,11 +30,18 @@ for i in $(seq 1 "$reps"); do
   for which in A B; do
     bin="$a" envs="${A_ENV:-}" flags="${A_FLAGS:-}"
     [ "$which" = B ] && bin="$b" envs="${B_ENV:-}" flags="${B_FLAGS:-}"
-    # No pretraining (a random autoencoder is as fast), no evaluation inside the epochs.
+    # No pretraining (a random autoencoder is as fast), no evaluation inside the epochs;
+    # each default only where the given flags do not set that key (a key given twice is an
+    # error).
+    given=" $flags ${FLAGS:-} " args=()
+    for d in --pretrain.epochs=0 --train.epochs="$epochs" --train.eval_every=0 --output.progress=false \
+             --output.samples_per_cluster=1; do
+      [[ "$given" == *" ${d%%=*}="* ]] || args+=("$d")
+    done
     # shellcheck disable=SC2086
     env $envs "${launch[@]}" "$bin" train --config "${CONFIG:-$root/configs/experiments/mnist-vade-quick.ini}" \
-      $flags ${FLAGS:-} --data.path="$h5" --output.dir="$out/$which$i" --pretrain.epochs=0 --train.epochs="$epochs" --train.eval_every=0 \
-      --output.progress=false --output.samples_per_cluster=1 > "$out/$which$i.log" 2>&1
+      $flags ${FLAGS:-} --data.path="$h5" --output.dir="$out/$which$i" "${args[@]}" > "$out/$which$i.log" 2>&1 \
+      || { echo "$which run $i failed: $(tail -2 "$out/$which$i.log")" >&2; exit 1; }
     t=$(epoch_times "$out/$which$i" | median)
     echo "$which run $i: median epoch ${t} s"
     echo "$t" >> "$out/$which.times"

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/files.h"
 #include "data/synthetic.h"
 #include "models/registry.h"
 #include "dist/communicator.h"
