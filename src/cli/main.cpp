@@ -25,6 +25,10 @@ const char* kUsage =
     "  report   RUNS_DIR [--format md|csv|json] [--out DIR] [--paper FILE.csv] [--curves RUN_DIR]\n"
     "                                                                results table of a sweep (mean +- std over seeds), plots\n"
     "\n"
+    "exit codes: 0 done; 1 internal error; 2 bad input (config, flag, file), one line on stderr;\n"
+    "  3 stopped by SIGTERM/SIGUSR1 with a checkpoint (rerun with --resume); 4 training diverged;\n"
+    "  5 a sweep ended with failed runs; 6 a rank stopped, hung or died in a collective (dist.timeout_s).\n"
+    "\n"
     "`mixvae <command> --help` lists a command's options; `mixvae train --help` lists every config key.\n";
 }
 
