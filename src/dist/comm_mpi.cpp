@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -130,16 +131,38 @@ class Watchdog {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 
+  // The wait is counted in this thread's own ticks, not read off the wall clock: a gap
+  // between two ticks longer than kMaxTickMs means this process did not run (stopped with
+  // SIGSTOP, or not scheduled) and counts as kMaxTickMs. Otherwise the rank that was
+  // stopped would, once continued (Open MPI sends SIGCONT before killing the job), find
+  // its own collective "late" and blame the rank that reported it (seen in 2 of 60 runs
+  // of test_faults: a second, wrong timeout line from the stopped rank).
+  static constexpr int64_t kTickMs = 50, kMaxTickMs = 250;
+
   void loop() {
+    uint64_t counted_seq = 0;  // the collective whose wait is being counted
+    int64_t waited = 0, last = now_ms();
     while (!stop_) {
       serve();
+      const int64_t now = now_ms();
+      const int64_t step = std::min(now - last, kMaxTickMs);
+      last = now;
       const int op = p_->op.load();
       const uint64_t seq = p_->seq.load();
-      if (op != kNone && seq != reported_ && now_ms() - p_->since.load() > timeout_ms_) {
+      if (op == kNone) {
+        counted_seq = 0;
+      } else if (seq != counted_seq) {  // entered since the last tick: at most one step ago
+        counted_seq = seq;
+        waited = std::clamp<int64_t>(now - p_->since.load(), 0, step);
+      } else {
+        waited += step;
+      }
+      if (op != kNone && seq == counted_seq && seq != reported_ && waited > timeout_ms_) {
         reported_ = seq;
         report(seq, op);
+        last = now_ms();  // the time spent asking was counted there
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
     }
   }
 

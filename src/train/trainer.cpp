@@ -14,6 +14,7 @@
 #include "core/errors.h"
 #include "core/files.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "core/signals.h"
 #include "core/threads.h"
 #include "dist/grad_reducer.h"
@@ -414,6 +415,9 @@ TrainResult Trainer::run(bool resume) {
                   {"samples_per_s", double(data_.n_global) / secs},
                   {"lr", static_cast<torch::optim::AdamOptions&>(opt->param_groups()[0].options()).lr()}};
         for (size_t i = 0; i < names.size(); ++i) j[names[i]] = parts[i] / double(data_.n_global);
+        // The largest rank's peak resident memory so far (each rank holds only its shard).
+        const double rss = comm_.all_reduce_value<double>(peak_rss_mib(), dist::ReduceOp::Max);
+        j["peak_rss_mib"] = std::round(rss);
         std::string extra;
         const bool last = e + 1 == stage.epochs;
         const bool stopping = stage.kind == models::StageKind::Main && stop_after_ > 0 && e + 1 >= stop_after_ && !last;
@@ -450,8 +454,9 @@ TrainResult Trainer::run(bool resume) {
         log_metrics(j.dump());
         if (comm_.rank() == 0 && cfg_.output.progress) {
           char buf[160];
-          std::snprintf(buf, sizeof buf, "%-8s epoch %lld/%lld loss %.4f %.1f s %.0f samples/s", stage.name.c_str(),
-                        (long long)(e + 1), (long long)stage.epochs, loss, secs, double(data_.n_global) / secs);
+          std::snprintf(buf, sizeof buf, "%-8s epoch %lld/%lld loss %.4f %.1f s %.0f samples/s %.0f MiB/rank",
+                        stage.name.c_str(), (long long)(e + 1), (long long)stage.epochs, loss, secs,
+                        double(data_.n_global) / secs, rss);
           if (!log::stdout_is_tty())
             log::info(std::string(buf) + (extra.empty() ? "" : "  " + extra));
           else
@@ -596,6 +601,7 @@ const std::string& Trainer::artifact(const std::string& family) const {
 }
 
 void Trainer::write_outputs(const TrainResult& r) {
+  peak_rss_per_rank_ = comm_.all_gather_value<double>(std::round(peak_rss_mib()));
   on_rank0([&] { write_outputs_rank0(r); });
 }
 
@@ -617,6 +623,7 @@ void Trainer::write_outputs_rank0(const TrainResult& r) {
             {"pretrain_artifact", pretrain_artifact()},
             {"artifacts", artifacts_},
             {"threads", torch::get_num_threads()},
+            {"peak_rss_mib_per_rank", peak_rss_per_rank_},
             {"device", describe_device(device_)},
             {"versions",
              {{"mixvae", MIXVAE_VERSION},

@@ -67,6 +67,7 @@ class Trainer {
   int64_t stop_after_ = 0;
   double start_time_ = 0;
   std::function<void()> step_hook_;
+  std::vector<double> peak_rss_per_rank_;          // MiB, at the end of the run
   std::map<std::string, std::string> artifacts_;  // family -> "saved:<file>" | "reused:<file>"
   std::string artifact_dir_;
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor

@@ -1,5 +1,8 @@
 // Each collective against its definition, on whatever world the binary runs in.
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -124,4 +127,37 @@ TEST(Communicator, WatchdogNamesTheCollectiveAndTheLateRank) {
     EXPECT_EQ(rec.calls, 0) << rec.message;
   }
   EXPECT_EQ(sub->collectives(), 2u);
+}
+
+// A rank that was itself stopped (SIGSTOP) inside a collective must not, once continued,
+// report the collective as late: it was not running, so the wait does not count. (Open MPI
+// continues a stopped rank before killing the job; before this rule the stopped rank then
+// printed a second, wrong timeout line blaming the rank that had reported it.) Rank 1
+// enters all_reduce #2 and is stopped 0.2 s later for about 2.8 s by a helper process;
+// rank 0 joins at 3.5 s. By the wall clock rank 1 waited 3.5 s, past the 2 s timeout; it
+// ran for about 0.7 s of it.
+TEST(Communicator, WatchdogDoesNotCountTimeTheRankWasStopped) {
+  auto& w = world();
+  if (w.size() != 2) GTEST_SKIP() << "needs exactly 2 ranks";
+  auto sub = w.split(0, w.rank());
+  Recorded rec;
+  sub->set_timeout(2.0, record, &rec);
+  EXPECT_EQ(sub->all_reduce_value<int64_t>(1), 2);
+  pid_t helper = -1;
+  if (sub->rank() == 1) {
+    const std::string pid = std::to_string(getpid());
+    const std::string cmd = "sleep 0.2; kill -STOP " + pid + "; sleep 2.8; kill -CONT " + pid;
+    const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+    EXPECT_EQ(posix_spawn(&helper, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  }
+  EXPECT_EQ(sub->all_reduce_value<int64_t>(2), 4);
+  if (helper > 0) {
+    int status = 0;
+    waitpid(helper, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the stop/continue helper failed";
+  }
+  sub->set_timeout(0);
+  EXPECT_EQ(rec.calls, 0) << "rank " << sub->rank() << ": " << rec.message;
 }

@@ -74,6 +74,10 @@ TEST_F(TrainerTest, WritesEveryOutput) {
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_GE(j["acc"].get<double>(), 0.25);
   EXPECT_EQ(r.eval.samples, 600);
+  // Peak memory per rank (a world of one: one entry), at least LibTorch's own footprint.
+  ASSERT_TRUE(j.contains("peak_rss_mib_per_rank"));
+  ASSERT_EQ(j["peak_rss_mib_per_rank"].size(), 1u);
+  EXPECT_GT(j["peak_rss_mib_per_rank"][0].get<double>(), 10.0);
   // metrics.jsonl: 2 pretrain epochs, the mixture init, 2 training epochs.
   std::ifstream m(fs::path(dir / "run") / "metrics.jsonl");
   std::string line;
@@ -81,6 +85,7 @@ TEST_F(TrainerTest, WritesEveryOutput) {
   while (std::getline(m, line)) {
     auto e = nlohmann::json::parse(line);
     EXPECT_TRUE(e.contains("stage"));
+    if (e.contains("loss")) EXPECT_GT(e.value("peak_rss_mib", 0.0), 10.0) << line;  // every epoch line
     ++lines;
   }
   EXPECT_EQ(lines, 5);
