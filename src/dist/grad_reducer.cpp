@@ -23,6 +23,35 @@ GradReducer::GradReducer(Communicator& comm, std::vector<torch::Tensor> params, 
     if (filled >= cap) close();
   }
   close();
+  if (comm_.size() == 1) return;  // nothing to reduce: gradients stay LibTorch's own
+  // Each gradient becomes a view of its slot in the bucket (as PyTorch DDP's
+  // gradient_as_bucket_view): zero_grad() below zeros it in place and backward()
+  // accumulates into it in place, so the all-reduce works on the gradients where they are,
+  // with no copy in and out (that pair of copies cost about a third of the reduce time:
+  // docs/performance.md). A gradient someone replaces later is copied as before.
+  torch::NoGradGuard ng;
+  for (auto& b : buckets_) {
+    int64_t off = 0;
+    for (size_t i : b.members) {
+      auto& p = params_[i];
+      const int64_t n = p.numel();
+      auto slot = b.flat.slice(0, off, off + n).view_as(p);
+      if (p.grad().defined()) slot.copy_(p.grad());
+      p.mutable_grad() = slot;
+      off += n;
+    }
+  }
+}
+
+void GradReducer::zero_grad() {
+  torch::NoGradGuard ng;
+  for (auto& p : params_)
+    if (p.grad().defined()) p.mutable_grad().zero_();
+}
+
+bool GradReducer::in_bucket(const torch::Tensor& p, const torch::Tensor& slot) {
+  const auto& g = p.grad();
+  return g.defined() && g.data_ptr() == slot.data_ptr() && g.is_contiguous();
 }
 
 double GradReducer::all_reduce(double local_value, bool* flag) {
@@ -40,8 +69,12 @@ double GradReducer::all_reduce(double local_value, bool* flag) {
       auto& p = params_[i];
       int64_t n = p.numel();
       auto slot = b.flat.slice(0, off, off + n);
-      if (p.grad().defined()) slot.copy_(p.grad().reshape({-1}));
-      else slot.zero_();
+      if (in_bucket(p, slot)) {  // already there
+      } else if (p.grad().defined()) {
+        slot.copy_(p.grad().reshape({-1}));
+      } else {
+        slot.zero_();
+      }
       off += n;
     }
     const bool last = &b == &buckets_.back();
@@ -58,8 +91,7 @@ double GradReducer::all_reduce(double local_value, bool* flag) {
       auto& p = params_[i];
       int64_t n = p.numel();
       auto slot = b.flat.slice(0, off, off + n).view_as(p);
-      if (p.grad().defined()) p.mutable_grad().copy_(slot);
-      else p.mutable_grad() = slot.clone();
+      if (!in_bucket(p, slot)) p.mutable_grad() = slot;  // from now on a view again
       off += n;
     }
   }

@@ -124,8 +124,10 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
       if (comm_.rank() != 0) part_acc.zero_();
     }
   }
+  times_ = EpochTimes{};
   for (int64_t s = first_step; s < plan.steps(); ++s) {
     if (step_hook_) step_hook_();
+    const double t_start = now_s();
     StepSlice sl = plan.step(s);
     torch::Tensor xb = data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_));
     models::LossTerms terms;
@@ -137,16 +139,21 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
                           data_.global_mode ? sl.begin : 0, data_.global_mode ? sl.end : sl.end - sl.begin, device_);
       terms = model_->loss(xb, noise);
     }
-    opt.zero_grad();
+    reducer.zero_grad();
     (terms.total / double(sl.global_rows)).backward();
     double local = terms.total.item<double>();
     bool stop = signals::stop_requested();
+    const double t_computed = now_s();
     double global = reducer.all_reduce(local, &stop);
+    const double t_reduced = now_s();
     if (!std::isfinite(global)) {
       throw DivergedError("loss is " + std::to_string(global) + " at " + stage.name + " epoch " +
                           std::to_string(epoch + 1) + " step " + std::to_string(s + 1) + "");
     }
     opt.step();
+    times_.compute += t_computed - t_start;
+    times_.all_reduce += t_reduced - t_computed;
+    times_.optimizer += now_s() - t_reduced;
     local_sum += local;
     if (part_sums && !terms.parts.empty()) {
       std::vector<torch::Tensor> values;
@@ -418,6 +425,7 @@ TrainResult Trainer::run(bool resume) {
         // The largest rank's peak resident memory so far (each rank holds only its shard).
         const double rss = comm_.all_reduce_value<double>(peak_rss_mib(), dist::ReduceOp::Max);
         j["peak_rss_mib"] = std::round(rss);
+        j["rank0_seconds"] = {{"compute", times_.compute}, {"all_reduce", times_.all_reduce}, {"optimizer", times_.optimizer}};
         std::string extra;
         const bool last = e + 1 == stage.epochs;
         const bool stopping = stage.kind == models::StageKind::Main && stop_after_ > 0 && e + 1 >= stop_after_ && !last;

@@ -65,6 +65,12 @@ class Trainer {
   // The communicator for tensor collectives: NCCL for GPU tensors when available, else comm_.
   dist::Communicator& tcomm() { return nccl_ ? *nccl_ : comm_; }
   int64_t stop_after_ = 0;
+  // Where this rank's last epoch went (seconds): data + forward + backward, the gradient
+  // all-reduce (including waiting for slower ranks), the optimiser step. On a GPU the
+  // asynchronous optimiser kernels are counted in the next step's compute.
+  struct EpochTimes {
+    double compute = 0, all_reduce = 0, optimizer = 0;
+  } times_;
   double start_time_ = 0;
   std::function<void()> step_hook_;
   std::vector<double> peak_rss_per_rank_;          // MiB, at the end of the run
