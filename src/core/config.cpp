@@ -46,6 +46,10 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("train", "adam", c.train.adam,
     "Adam implementation of every stage: fused (one pass over memory per parameter on CPU; GPU tensors use "
     "LibTorch's) | torch (LibTorch's torch::optim::Adam). Same algorithm; results differ by float rounding");
+  v("train", "precision", c.train.precision,
+    "matrix products of the networks' hidden stacks: fp32 | bf16 (inputs and weights cast to bfloat16 for each "
+    "product, fp32 master weights, optimiser, loss and mixture math; pays on GPUs and CPUs with AVX512-BF16/AMX, "
+    "slower elsewhere: docs/performance.md)");
   v("train", "seed", c.train.seed, "run seed: every random choice derives from (seed, epoch, rank)");
   v("train", "eval_every", c.train.eval_every, "epochs between ACC/NMI/ARI evaluations (0: only at the end)");
   v("train", "threads", c.train.threads, "intra-op threads per rank (0: cores / local ranks)");
@@ -330,6 +334,8 @@ void RunConfig::validate() const {
   if (train.lr_floor < 0) bad("train.lr_floor", "must be >= 0");
   if (!(train.adam_eps > 0)) bad("train.adam_eps", "must be > 0");
   if (train.adam != "fused" && train.adam != "torch") bad("train.adam", "must be 'fused' or 'torch', got '" + train.adam + "'");
+  if (train.precision != "fp32" && train.precision != "bf16")
+    bad("train.precision", "must be 'fp32' or 'bf16', got '" + train.precision + "'");
   if (train.eval_every < 0) bad("train.eval_every", "must be >= 0");
   if (train.threads < 0) bad("train.threads", "must be >= 0");
   if (!(train.collapse_warn > 0 && train.collapse_warn <= 1)) bad("train.collapse_warn", "must be in (0, 1]");

@@ -21,12 +21,24 @@ MlpImpl::MlpImpl(const std::vector<int64_t>& sizes, bool relu_last) : relu_last_
   }
 }
 
+namespace {
+torch::Dtype g_matmul_dtype = torch::kFloat32;
+}
+void set_matmul_dtype(torch::Dtype dtype) { g_matmul_dtype = dtype; }
+torch::Dtype matmul_dtype() { return g_matmul_dtype; }
+torch::Tensor to_matmul(const torch::Tensor& t) {
+  return g_matmul_dtype == torch::kFloat32 || t.scalar_type() == g_matmul_dtype ? t : t.to(g_matmul_dtype);
+}
+
 torch::Tensor MlpImpl::forward(torch::Tensor x) {
+  const bool low = matmul_dtype() != torch::kFloat32;
+  const auto in_dtype = x.scalar_type();
   for (size_t i = 0; i < layers_.size(); ++i) {
-    x = layers_[i]->forward(x);
+    x = low ? torch::linear(to_matmul(x), to_matmul(layers_[i]->weight), to_matmul(layers_[i]->bias))
+            : layers_[i]->forward(x);
     if (i + 1 < layers_.size() || relu_last_) x = torch::relu(x);
   }
-  return x;
+  return low ? x.to(in_dtype) : x;
 }
 
 std::vector<int64_t> parse_widths(const std::string& csv) {

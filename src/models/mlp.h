@@ -24,6 +24,16 @@ TORCH_MODULE(Mlp);
 // k heads stored as one Lin(in, k*h) pass fan_out = h, so each block is initialised as its
 // own layer would be), zero biases.
 torch::nn::Linear glorot_linear(int64_t in, int64_t out, int64_t fan_out = 0);
+
+// The dtype of the hidden stacks' matrix products (Mlp, StackedMlp; train.precision),
+// process-wide, set by the trainer at the start of a run: kFloat32 (default) or kBFloat16.
+// In bf16 each product casts its input and the fp32 parameters to bf16 (autograd carries
+// the gradients back to the fp32 master weights), and each stack returns fp32, so the
+// heads, the losses and the mixture math stay fp32.
+void set_matmul_dtype(torch::Dtype dtype);
+torch::Dtype matmul_dtype();
+// t in the product dtype (t itself when that is fp32 or t already has it).
+torch::Tensor to_matmul(const torch::Tensor& t);
 std::vector<int64_t> parse_widths(const std::string& csv);
 
 }  // namespace mixvae::models

@@ -64,6 +64,7 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
     << "pretrain.adam_eps=" << cfg.pretrain.adam_eps << "\n"
     << "train.adam=" << cfg.train.adam << "\n"
     << "train.seed=" << cfg.train.seed << "\n";
+  if (cfg.train.precision != "fp32") t << "train.precision=" << cfg.train.precision << "\n";  // fp32: keys as before
   k.text = t.str();
   k.hash = sha256_bytes(k.text.data(), k.text.size()).substr(0, 16);
   return k;

@@ -20,6 +20,7 @@
 #include "dist/grad_reducer.h"
 #include "dist/nccl_communicator.h"
 #include "dist/tensor_ops.h"
+#include "models/mlp.h"
 #include "models/noise.h"
 #include "models/registry.h"
 #include "train/checkpoint.h"
@@ -259,6 +260,11 @@ TrainResult Trainer::run(bool resume) {
     if (cfg_.dist.backend == "nccl" && !dist::nccl_available())
       throw UsageError("dist.backend = nccl, but this mixvae was built without NCCL (docs/gpu.md)");
   });
+  models::set_matmul_dtype(cfg_.train.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+  if (cfg_.train.precision == "bf16" && device_.is_cpu() && !__builtin_cpu_supports("avx512bf16") &&
+      !__builtin_cpu_supports("amx-bf16"))
+    log::warn("train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
+              "slower than fp32 here (25-34x measured on AVX2, docs/performance.md)");
   // NCCL needs a GPU of its own per rank: with more ranks on a node than GPUs, `auto`
   // keeps the MPI path (host copies), and `nccl` is refused with a clear message.
   bool shared_gpu = false;
@@ -660,6 +666,7 @@ std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string
   CheckpointMeta meta = read_checkpoint_meta(path);
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
   auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);
+  models::set_matmul_dtype(cfg->train.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);  // as trained
   load_checkpoint(path, *model, nullptr);
   // The objective the checkpoint was written in (the last stage once the run is done).
   model->set_stage(std::min<int64_t>(meta.stage_index, int64_t(model->recipe(*cfg).size()) - 1));
