@@ -16,6 +16,9 @@ KDvae::KDvae(int64_t d, const RunConfig& cfg, bool bernoulli, bool variational)
     : d_(d), k_(cfg.model.clusters), j_(cfg.model.latent), bernoulli_(bernoulli), variational_(variational) {
   const std::string sec = variational ? "kdvae." : "kdae.";
   vade_init_ = cfg.opt_string(sec + "init") == "vade";  // vade | ae, checked by the config
+  vade_clusters_ = cfg.opt_string(sec + "initial_clusters") == "vade";
+  if (vade_clusters_ && !vade_init_)
+    throw UsageError(sec + "initial_clusters = vade needs " + sec + "init = vade (an autoencoder has no clusters)");
   // The initialiser: VaDE's D-500-500-2000-J autoencoder and mixture ([model] keys).
   init_ = register_module("init", std::make_shared<Vade>(d, cfg.model, bernoulli));
   // k pairs D-500-100-J / J-100-500-D (paper §4.2); a VAE encoder emits mu and log sigma^2.
@@ -134,6 +137,7 @@ torch::Tensor KDvae::selected_score_sum(const torch::Tensor& x, const torch::Ten
 
 torch::Tensor KDvae::initial_cluster(const torch::Tensor& x) {
   torch::NoGradGuard ng;
+  if (vade_clusters_) return init_->assign(x);  // VaDE's arg max q(c|x)
   return mixture::nearest(init_->embed(x), centers_);
 }
 
@@ -169,10 +173,7 @@ LossTerms KDvae::loss(const torch::Tensor& x, Noise& noise) {
 
 torch::Tensor KDvae::posterior(const torch::Tensor& x) {
   if (phase_ == Phase::Networks) return torch::softmax(scores(x, nullptr).t(), 1);
-  if (phase_ == Phase::KMeans) {
-    torch::Tensor z = init_->embed(x);
-    return torch::one_hot(mixture::nearest(z, centers_), k_).to(torch::kFloat32);
-  }
+  if (phase_ == Phase::KMeans) return torch::one_hot(initial_cluster(x), k_).to(torch::kFloat32);
   return init_->posterior(x);
 }
 
@@ -190,6 +191,10 @@ torch::Tensor KDvae::sample(int64_t cluster, int64_t n, torch::Generator& gen) {
 
 std::string KDvae::init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) {
   if (stage_name() == "mixture_init") return init_->init_mixture(comm, z_local, cfg);
+  if (vade_clusters_) {  // initial_clusters = vade: the warm-up starts from VaDE's own clusters
+    phase_ = Phase::KMeans;
+    return "initial clusters: VaDE's assignment, arg max q(c|x) (no k-means)";
+  }
   // k-means on the initialiser's latent means (paper §4.2), every rank's rows.
   torch::NoGradGuard ng;
   const std::string sec = variational_ ? "kdvae." : "kdae.";

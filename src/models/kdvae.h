@@ -55,6 +55,7 @@ class KDvae : public ClusteringModel {
   enum class Phase { Init, KMeans, Networks };
   int64_t d_, k_, j_;
   bool bernoulli_, variational_, vade_init_;
+  bool vade_clusters_ = false;  // [kdvae] initial_clusters = vade
   int64_t stage_ = 0;
   Phase phase_ = Phase::Init;
   std::shared_ptr<Vade> init_;  // the VaDE (or autoencoder) the k networks start from

@@ -18,6 +18,10 @@ std::vector<OptionSpec> knet_options(const std::string& s, const std::string& in
       {s, "lr", "0.001", "Adam learning rate of the k networks (constant)", T::Double},
       {s, "hidden", "500,100", "encoder widths of each network (decoder mirrors them; paper: 500,100)", T::String},
       {s, "init", init, "initialisation: vade (pretrain + VaDE, then k-means on its latent means) | ae (autoencoder + k-means)", T::String, {"vade", "ae"}},
+      {s, "initial_clusters", "kmeans",
+       "the clusters the warm-up starts from: kmeans (paper: k-means++ on the initialiser's latent means) | vade "
+       "(VaDE's own assignment, arg max q(c|x); needs init = vade)",
+       T::String, {"kmeans", "vade"}},
       {s, "kmeans_restarts", "10", "k-means++ restarts of the initial clustering (best inertia kept)", T::Int},
       {s, "kmeans_iters", "300", "Lloyd iterations of the initial clustering", T::Int},
       {s, "gradient", "selected",

@@ -385,6 +385,29 @@ TEST_F(TrainerTest, PretrainArtifactIsSharedAcrossTheFamily) {
 // VaDE's ELBO stage is an artifact too: k-DVAE runs exactly a VaDE run's "train" stage
 // first (same index, same parameters, same noise), so the k-DVAE run of a seed loads what
 // the VaDE run of that seed trained, and ends exactly where it would have on its own.
+// [kdvae] initial_clusters = vade: the warm-up starts from VaDE's own clusters, so the
+// clustering logged after the initial-cluster stage is exactly the VaDE stage's final one
+// (same parameters, arg max q(c|x)); with k-means (the default) it is k-means' partition.
+TEST_F(TrainerTest, KdvaeCanStartFromVadesOwnClusters) {
+  auto comm = dist::make_self_communicator();
+  RunConfig c = model_config(dir / "data.h5", dir / "kd", 2, "kdvae");
+  c.options["kdvae.initial_clusters"] = "vade";
+  train::Trainer t(*comm, c);
+  t.run(false);
+  double vade_acc = -1, init_acc = -2, vade_nmi = -1, init_nmi = -2;
+  for (const auto& m : metrics_of(dir / "kd")) {
+    if (m["stage"] == "vade" && m.contains("acc")) vade_acc = m["acc"], vade_nmi = m["nmi"];  // the last epoch's
+    if (m["stage"] == "kmeans_init") {
+      init_acc = m["acc"], init_nmi = m["nmi"];
+      EXPECT_NE(m["info"].get<std::string>().find("VaDE's assignment"), std::string::npos) << m.dump();
+    }
+  }
+  EXPECT_EQ(init_acc, vade_acc);
+  EXPECT_EQ(init_nmi, vade_nmi);
+  c.options["kdvae.init"] = "ae";
+  EXPECT_THROW(models::make_model(c, 20, true), UsageError);
+}
+
 TEST_F(TrainerTest, VadeStageIsSharedWithKdvae) {
   auto comm = dist::make_self_communicator();
   auto cfg_of = [&](const std::string& model, const std::string& out) {
