@@ -1,5 +1,8 @@
 // mixvae prepare --dataset mnist|har|reuters|stl10|npy|csv|synthetic [--raw DIR] --out FILE.h5
+#include <filesystem>
 #include <iostream>
+#include <system_error>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -15,6 +18,7 @@
 #include "data/synthetic.h"
 
 namespace mixvae::cli {
+namespace fs = std::filesystem;
 namespace {
 int64_t to_int(const std::string& flag, const std::string& v) {
   try {
@@ -161,7 +165,23 @@ int cmd_prepare(dist::Communicator& comm, const Args& args) {
   // One writer: rank 0 converts, the others learn the outcome.
   dist::agree(comm, [&] {
     if (comm.rank() != 0) return;
-    convert(f);
+    // --out's folder is made if missing, and removed again (when still empty) if the
+    // conversion fails, so a failed prepare leaves nothing behind.
+    std::vector<fs::path> made;
+    for (fs::path p = fs::path(f.get("out")).parent_path(); !p.empty() && !fs::exists(p); p = p.parent_path())
+      made.push_back(p);
+    if (!made.empty()) {
+      std::error_code ec;
+      fs::create_directories(made.front(), ec);
+      if (ec) throw UsageError(made.front().string() + ": cannot create the folder for --out: " + ec.message());
+    }
+    try {
+      convert(f);
+    } catch (...) {
+      std::error_code ec;
+      for (const auto& d : made) fs::remove(d, ec);  // deepest first; a folder that is not empty stays
+      throw;
+    }
     const std::string out = f.get("out");
     data::DatasetInfo info = data::inspect(out);
     log::info("wrote " + out + ": " + std::to_string(info.n) + " x " + std::to_string(info.d) + ", " +

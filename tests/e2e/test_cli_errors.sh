@@ -11,6 +11,11 @@ expect_error 2 "unknown command 'trian'" -- "$MIXVAE" trian
 expect_error 2 "unknown option --bogus" -- "$MIXVAE" prepare --dataset mnist --bogus 1 --out "$TMP/x.h5"
 expect_error 2 "none: no such directory" -- "$MIXVAE" prepare --dataset mnist --raw "$TMP/none" --out "$TMP/x.h5"
 [ ! -e "$TMP/x.h5" ] && ok "no output after failed prepare" || bad "x.h5 left behind"
+# --out in a folder that does not exist yet: made; removed again when the conversion fails.
+expect_error 2 "none: no such directory" -- "$MIXVAE" prepare --dataset mnist --raw "$TMP/none" --out "$TMP/new/sub/x.h5"
+[ ! -e "$TMP/new" ] && ok "no folder left after failed prepare" || bad "prepare left $TMP/new behind"
+"$MIXVAE" prepare --dataset synthetic --n 50 --d 4 --k 2 --out "$TMP/new/sub/s.h5" >/dev/null \
+  && [ -f "$TMP/new/sub/s.h5" ] && ok "prepare makes --out's folder" || bad "prepare into a new folder failed"
 
 # Corrupt IDX files: wrong magic, truncated payload, label count mismatch.
 mkdir -p "$TMP/raw"
