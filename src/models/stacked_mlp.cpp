@@ -1,8 +1,8 @@
 #include "models/stacked_mlp.h"
 
-#include "models/mlp.h"
-
 #include <cmath>
+
+#include "models/mlp.h"
 
 namespace mixvae::models {
 
@@ -10,8 +10,8 @@ StackedMlpImpl::StackedMlpImpl(int64_t k, const std::vector<int64_t>& sizes) : k
   torch::NoGradGuard ng;
   for (size_t l = 0; l + 1 < sizes.size(); ++l) {
     const double bound = std::sqrt(6.0 / double(sizes[l] + sizes[l + 1]));
-    weights_.push_back(register_parameter("w" + std::to_string(l),
-                                          torch::empty({k, sizes[l], sizes[l + 1]}).uniform_(-bound, bound)));
+    weights_.push_back(
+        register_parameter("w" + std::to_string(l), torch::empty({k, sizes[l], sizes[l + 1]}).uniform_(-bound, bound)));
     biases_.push_back(register_parameter("b" + std::to_string(l), torch::zeros({k, 1, sizes[l + 1]})));
   }
 }

@@ -27,7 +27,8 @@ struct Pass {
   torch::Tensor out;
   std::vector<torch::Tensor> grads;
 };
-template <class F> Pass run(torch::nn::Module& m, F&& f) {
+template <class F>
+Pass run(torch::nn::Module& m, F&& f) {
   for (auto& p : m.parameters()) p.mutable_grad() = torch::Tensor();
   torch::Tensor y = f();
   (y * y).sum().backward();
@@ -66,8 +67,10 @@ TEST(Precision, StackedMlpInBf16MatchesFp32ToBf16Precision) {
   models::StackedMlp net(3, std::vector<int64_t>{20, 32, 6});
   torch::Tensor x = torch::rand({16, 20});
   torch::Tensor xk = torch::rand({3, 16, 20});
-  auto all = [&] { return torch::cat({net->forward(x).reshape({-1}), net->forward(xk).reshape({-1}),
-                                      net->forward_one(1, x).reshape({-1})}); };
+  auto all = [&] {
+    return torch::cat(
+        {net->forward(x).reshape({-1}), net->forward(xk).reshape({-1}), net->forward_one(1, x).reshape({-1})});
+  };
   auto groups = [&] {
     auto h = net->forward_groups({x.slice(0, 0, 5), torch::Tensor(), x.slice(0, 5, 16)});
     EXPECT_FALSE(h[1].defined());

@@ -30,20 +30,29 @@ class Quiet : public benchmark::BenchmarkReporter {
 void BM_AllReduce(benchmark::State& state) {
   std::vector<float> buf(size_t(state.range(0)) * 256, 1.0f);
   g_comm->barrier();
-  for (auto _ : state) g_comm->all_reduce(buf.data(), buf.size(), mixvae::dist::DType::F32, mixvae::dist::ReduceOp::Sum);
+  for (auto _ : state)
+    g_comm->all_reduce(buf.data(), buf.size(), mixvae::dist::DType::F32, mixvae::dist::ReduceOp::Sum);
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(buf.size() * sizeof(float)));
   state.counters["ranks"] = g_comm->size();
 }
 // 1 MiB, 4 MiB, VaDE's 12.8 MiB of gradients, a 16 MiB bucket, k-DVAE's 34 MiB.
-BENCHMARK(BM_AllReduce)->Arg(1024)->Arg(4096)->Arg(13090)->Arg(16384)->Arg(34816)->Iterations(40)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AllReduce)
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Arg(13090)
+    ->Arg(16384)
+    ->Arg(34816)
+    ->Iterations(40)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // GradReducer on VaDE's parameters (784-500-500-2000-10 encoder with the log-variance
 // head, mirrored decoder, K = 10 mixture of 10 dimensions), range(0) = bucket MiB.
 void BM_GradReducerVade(benchmark::State& state) {
   const std::vector<std::vector<int64_t>> shapes = {
-      {500, 784}, {500},  {500, 500}, {500}, {2000, 500}, {2000}, {10, 2000}, {10}, {10, 2000}, {10},  // encoder
-      {2000, 10}, {2000}, {500, 2000}, {500}, {500, 500}, {500}, {784, 500}, {784},                    // decoder
-      {10}, {10, 10}, {10, 10}};                                                                       // mixture
+      {500, 784}, {500},    {500, 500},  {500}, {2000, 500}, {2000}, {10, 2000}, {10},  {10, 2000}, {10},  // encoder
+      {2000, 10}, {2000},   {500, 2000}, {500}, {500, 500},  {500},  {784, 500}, {784},                    // decoder
+      {10},       {10, 10}, {10, 10}};                                                                     // mixture
   std::vector<torch::Tensor> params;
   for (const auto& s : shapes) {
     auto p = torch::zeros(s, torch::requires_grad());
