@@ -25,6 +25,9 @@ namespace {
 torch::Dtype g_matmul_dtype = torch::kFloat32;
 }
 void set_matmul_dtype(torch::Dtype dtype) { g_matmul_dtype = dtype; }
+void set_matmul_precision(const std::string& precision) {
+  set_matmul_dtype(precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+}
 torch::Dtype matmul_dtype() { return g_matmul_dtype; }
 torch::Tensor to_matmul(const torch::Tensor& t) {
   return g_matmul_dtype == torch::kFloat32 || t.scalar_type() == g_matmul_dtype ? t : t.to(g_matmul_dtype);

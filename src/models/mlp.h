@@ -31,6 +31,8 @@ torch::nn::Linear glorot_linear(int64_t in, int64_t out, int64_t fan_out = 0);
 // the gradients back to the fp32 master weights), and each stack returns fp32, so the
 // heads, the losses and the mixture math stay fp32.
 void set_matmul_dtype(torch::Dtype dtype);
+// The same from a config's train.precision ("fp32" | "bf16").
+void set_matmul_precision(const std::string& precision);
 torch::Dtype matmul_dtype();
 // t in the product dtype (t itself when that is fp32 or t already has it).
 torch::Tensor to_matmul(const torch::Tensor& t);

@@ -38,7 +38,7 @@ torch::Tensor StackedMlpImpl::forward(const torch::Tensor& x) {
     h = torch::baddbmm(to_matmul(biases_[l]), to_matmul(h), to_matmul(weights_[l]));
     if (l + 1 < weights_.size()) h = torch::relu(h);
   }
-  return h.scalar_type() == out_dtype ? h : h.to(out_dtype);
+  return h.to(out_dtype);  // itself when nothing changed
 }
 
 torch::Tensor StackedMlpImpl::forward_one(int64_t i, const torch::Tensor& x) {
@@ -47,7 +47,7 @@ torch::Tensor StackedMlpImpl::forward_one(int64_t i, const torch::Tensor& x) {
     h = torch::addmm(to_matmul(biases_[l][i]), to_matmul(h), to_matmul(weights_[l][i]));
     if (l + 1 < weights_.size()) h = torch::relu(h);
   }
-  return h.scalar_type() == x.scalar_type() ? h : h.to(x.scalar_type());
+  return h.to(x.scalar_type());
 }
 
 std::vector<torch::Tensor> StackedMlpImpl::forward_groups(const std::vector<torch::Tensor>& xs) {
@@ -61,7 +61,7 @@ std::vector<torch::Tensor> StackedMlpImpl::forward_groups(const std::vector<torc
     }
   }
   for (size_t i = 0; i < h.size(); ++i)
-    if (h[i].defined() && h[i].scalar_type() != xs[i].scalar_type()) h[i] = h[i].to(xs[i].scalar_type());
+    if (h[i].defined()) h[i] = h[i].to(xs[i].scalar_type());
   return h;
 }
 

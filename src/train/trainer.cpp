@@ -260,7 +260,7 @@ TrainResult Trainer::run(bool resume) {
     if (cfg_.dist.backend == "nccl" && !dist::nccl_available())
       throw UsageError("dist.backend = nccl, but this mixvae was built without NCCL (docs/gpu.md)");
   });
-  models::set_matmul_dtype(cfg_.train.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+  models::set_matmul_precision(cfg_.train.precision);
   if (cfg_.train.precision == "bf16" && device_.is_cpu() && !__builtin_cpu_supports("avx512bf16") &&
       !__builtin_cpu_supports("amx-bf16"))
     log::warn("train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
@@ -615,11 +615,11 @@ const std::string& Trainer::artifact(const std::string& family) const {
 }
 
 void Trainer::write_outputs(const TrainResult& r) {
-  peak_rss_per_rank_ = comm_.all_gather_value<double>(std::round(peak_rss_mib()));
-  on_rank0([&] { write_outputs_rank0(r); });
+  const std::vector<double> rss = comm_.all_gather_value<double>(std::round(peak_rss_mib()));
+  on_rank0([&] { write_outputs_rank0(r, rss); });
 }
 
-void Trainer::write_outputs_rank0(const TrainResult& r) {
+void Trainer::write_outputs_rank0(const TrainResult& r, const std::vector<double>& peak_rss_per_rank) {
   const fs::path dir(cfg_.output.dir);
   json j = {{"model", model_->name()},
             {"dataset", data_.name},
@@ -637,7 +637,7 @@ void Trainer::write_outputs_rank0(const TrainResult& r) {
             {"pretrain_artifact", pretrain_artifact()},
             {"artifacts", artifacts_},
             {"threads", torch::get_num_threads()},
-            {"peak_rss_mib_per_rank", peak_rss_per_rank_},
+            {"peak_rss_mib_per_rank", peak_rss_per_rank},
             {"device", describe_device(device_)},
             {"versions",
              {{"mixvae", MIXVAE_VERSION},
@@ -666,7 +666,7 @@ std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string
   CheckpointMeta meta = read_checkpoint_meta(path);
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
   auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);
-  models::set_matmul_dtype(cfg->train.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);  // as trained
+  models::set_matmul_precision(cfg->train.precision);  // as trained
   load_checkpoint(path, *model, nullptr);
   // The objective the checkpoint was written in (the last stage once the run is done).
   model->set_stage(std::min<int64_t>(meta.stage_index, int64_t(model->recipe(*cfg).size()) - 1));

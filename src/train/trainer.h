@@ -73,7 +73,6 @@ class Trainer {
   } times_;
   double start_time_ = 0;
   std::function<void()> step_hook_;
-  std::vector<double> peak_rss_per_rank_;          // MiB, at the end of the run
   std::map<std::string, std::string> artifacts_;  // family -> "saved:<file>" | "reused:<file>"
   std::string artifact_dir_;
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
@@ -99,7 +98,7 @@ class Trainer {
   void write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch, torch::optim::Adam* opt,
                         const CheckpointMeta* mid = nullptr);
   void write_outputs(const TrainResult& r);
-  void write_outputs_rank0(const TrainResult& r);
+  void write_outputs_rank0(const TrainResult& r, const std::vector<double>& peak_rss_per_rank);  // MiB per rank
   // A NaN/Inf loss: reloads nothing itself, but checks that a rollback is allowed and
   // possible, lowers the learning rates and returns the checkpoint to continue from;
   // rethrows (with the reason) when not.

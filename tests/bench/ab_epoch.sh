@@ -16,10 +16,8 @@ a="$1" b="$2" reps="${3:-3}" np="${4:-2}" epochs="${5:-2}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 launch=()
 if [ "$np" -gt 1 ]; then
-  launch=(mpirun -np "$np" --oversubscribe --quiet)
-  [ "$(id -u)" -eq 0 ] && launch+=(--allow-run-as-root)
+  mpi_launch "$np"
 fi
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 epoch_times() {  # the main-objective epochs of a run's metrics.jsonl, seconds
   python3 -c 'import json,sys
 for l in open(sys.argv[1]):

@@ -8,3 +8,11 @@ h5="$root/data/mnist.h5"
 [ -f "$h5" ] || "$mixvae" prepare --dataset mnist --raw "$raw" --out "$h5"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
+# median of the numbers on stdin, one per line.
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# mpi_launch N: sets `launch` to the mpirun command for N ranks on this machine.
+mpi_launch() {
+  launch=(mpirun -np "$1" --oversubscribe --quiet)
+  [ "$(id -u)" -eq 0 ] && launch+=(--allow-run-as-root)
+  return 0
+}

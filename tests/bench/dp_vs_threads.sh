@@ -10,14 +10,12 @@
 set -euo pipefail
 rounds="${1:-2}" np="${2:-2}" epochs="${3:-2}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-launch=(mpirun -np "$np" --oversubscribe --quiet)
-[ "$(id -u)" -eq 0 ] && launch+=(--allow-run-as-root)
+mpi_launch "$np"
 # shellcheck disable=SC2206
 launch+=(${MPI_FLAGS:-})
 # shellcheck disable=SC2206
 flags=(--config "$root/configs/experiments/mnist-vade-quick.ini" --data.path="$h5" --pretrain.epochs=1
   --train.epochs="$epochs" ${FLAGS:-})
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 report() {  # run folder -> "seconds compute all_reduce optimizer rss" per training epoch
   python3 -c 'import json,sys
 for l in open(sys.argv[1]):
