@@ -252,6 +252,9 @@ TrainResult Trainer::run(bool resume) {
   // Denormal floats (Adam second moments of dead units decaying towards 0) cost ~100x per
   // operation on x86; flushing them to zero changes no result that matters.
   at::globalContext().setFlushDenormal(true);
+  // The setting is per thread (MXCSR): set it on the intra-op (OpenMP) threads too, which
+  // may already exist and which run half of every matrix product.
+  at::parallel_for(0, threads, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(true); });
 
   dist::agree(comm_, [&] {
     device_ = select_device(cfg_.dist.device, local_rank());

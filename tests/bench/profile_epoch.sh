@@ -7,31 +7,46 @@
 #   tests/bench/profile_epoch.sh [THREADS=2] [EPOCHS=2] [TOP=25]
 # Needs perf (apt-get install linux-perf) and what epoch_vs_reference.sh needs.
 set -euo pipefail
+hz=499
 threads="${1:-2}" epochs="${2:-2}" top="${3:-25}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 command -v perf > /dev/null || { echo "profile_epoch.sh: perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
-# The training stage only: start recording when its first epoch begins (after data loading
-# and the mixture initialisation), stop when the process ends.
-profile() {  # name, marker regexp on stdout, command...
-  local name="$1" marker="$2"
-  shift 2
+# The training epochs only: record from the line that starts them (after data loading and
+# the mixture initialisation) to the line that ends the last of them (before the final
+# evaluation, which the reference does not do with --time-only), then end the run.
+profile() {  # name, start regexp, end regexp (one line per epoch), command...
+  local name="$1" start="$2" stop="$3"
+  shift 3
   "$@" > "$out/$name.log" 2>&1 &
   local pid=$!
-  until grep -qE "$marker" "$out/$name.log" 2> /dev/null; do
+  until grep -qE "$start" "$out/$name.log" 2> /dev/null; do
     kill -0 "$pid" 2> /dev/null || { echo "$name ended before its training epochs" >&2; cat "$out/$name.log" >&2; exit 1; }
-    sleep 0.2
+    sleep 0.1
   done
-  perf record -F 499 -o "$out/$name.data" -p "$pid" 2> /dev/null > /dev/null || true
-  wait "$pid"
+  perf record -F "$hz" -o "$out/$name.data" -p "$pid" > /dev/null 2>&1 &
+  local perf_pid=$!
+  until [ "$(grep -cE "$stop" "$out/$name.log")" -ge "$epochs" ]; do
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.1
+  done
+  kill -INT "$perf_pid" 2> /dev/null || true
+  wait "$perf_pid" || true
+  kill "$pid" 2> /dev/null || true
+  wait "$pid" 2> /dev/null || true
+  grep -E "$stop" "$out/$name.log" | head -"$epochs" | sed "s/^/  $name: /"
 }
-profile mixvae "mixture_init" "$mixvae" train --config "$root/configs/experiments/mnist-vade-quick.ini" \
-  --data.path="$h5" --output.dir="$out/m" --pretrain.epochs=0 --train.epochs="$epochs" --train.eval_every=0 \
-  --train.threads="$threads" --output.progress=false
-profile reference '"phase": "gmm_init"' /usr/bin/python3 -u "$ref" --model vade \
-  --data "$raw" --pretrain-epochs 0 --epochs "$epochs" --threads "$threads" --time-only
+profile mixvae "mixture_init" "^train +epoch" "$mixvae" train \
+  --config "$root/configs/experiments/mnist-vade-quick.ini" --data.path="$h5" --output.dir="$out/m" \
+  --pretrain.epochs=0 --train.epochs="$epochs" --train.eval_every=0 --train.threads="$threads"
+profile reference '"phase": "setup"' '"phase": "vade"' /usr/bin/python3 -u "$ref" --model vade --data "$raw" \
+  --pretrain-epochs 0 --epochs "$epochs" --threads "$threads" --time-only
 for name in mixvae reference; do
-  echo "== $name: share of CPU samples by library =="
-  perf report -i "$out/$name.data" --sort dso --stdio 2> /dev/null | grep -E '^ +[0-9]' | head -12
+  # CPU seconds per library (samples / rate) over the recorded training epochs; both
+  # threads count, so a 2-thread epoch of T seconds has up to 2T CPU seconds.
+  echo "== $name: CPU seconds (and share) by library, $epochs training epoch(s), $threads thread(s) =="
+  perf report -i "$out/$name.data" -n --sort dso --stdio 2> /dev/null |
+    awk -v hz="$hz" '/^ +[0-9.]+%/ && n++ < 12 { printf "  %8.2f s  %7s  %s\n", $2 / hz, $1, $3 }' || true
   echo "== $name: top $top symbols =="
-  perf report -i "$out/$name.data" --sort dso,sym --stdio 2> /dev/null | grep -E '^ +[0-9]' | head -"$top"
+  perf report -i "$out/$name.data" -n --sort dso,sym --stdio 2> /dev/null |
+    awk -v hz="$hz" -v top="$top" '/^ +[0-9.]+%/ && n++ < top { s = $2 / hz; $2 = ""; printf "  %8.2f s  %s\n", s, $0 }' || true
 done
