@@ -11,28 +11,32 @@ hz=499
 threads="${1:-2}" epochs="${2:-2}" top="${3:-25}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 command -v perf > /dev/null || { echo "profile_epoch.sh: perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
-# The training epochs only: record from the line that starts them (after data loading and
-# the mixture initialisation) to the line that ends the last of them (before the final
-# evaluation, which the reference does not do with --time-only), then end the run.
+# The training epochs only: the run starts under perf with recording off (perf then
+# follows every thread the run creates, which attaching with -p does not); recording is
+# switched on at the line that starts them (after data loading and the mixture
+# initialisation) and off at the line that ends the last of them (before the final
+# evaluation, which the reference does not do with --time-only); then the run is ended.
 profile() {  # name, start regexp, end regexp (one line per epoch), command...
   local name="$1" start="$2" stop="$3"
   shift 3
-  "$@" > "$out/$name.log" 2>&1 &
+  rm -f "$out/$name.ctl" && mkfifo "$out/$name.ctl"
+  perf record -F "$hz" -D -1 --control "fifo:$out/$name.ctl" -o "$out/$name.data" -- "$@" > "$out/$name.log" 2>&1 &
   local pid=$!
+  exec 9<> "$out/$name.ctl"
   until grep -qE "$start" "$out/$name.log" 2> /dev/null; do
     kill -0 "$pid" 2> /dev/null || { echo "$name ended before its training epochs" >&2; cat "$out/$name.log" >&2; exit 1; }
     sleep 0.1
   done
-  perf record -F "$hz" -o "$out/$name.data" -p "$pid" > /dev/null 2>&1 &
-  local perf_pid=$!
+  echo enable >&9
   until [ "$(grep -cE "$stop" "$out/$name.log")" -ge "$epochs" ]; do
     kill -0 "$pid" 2> /dev/null || break
     sleep 0.1
   done
-  kill -INT "$perf_pid" 2> /dev/null || true
-  wait "$perf_pid" || true
-  kill "$pid" 2> /dev/null || true
+  echo disable >&9
+  sleep 0.5
+  pkill -INT -P "$pid" 2> /dev/null || true  # the profiled run; perf then writes its data
   wait "$pid" 2> /dev/null || true
+  exec 9>&-
   grep -E "$stop" "$out/$name.log" | head -"$epochs" | sed "s/^/  $name: /"
 }
 profile mixvae "mixture_init" "^train +epoch" "$mixvae" train \
