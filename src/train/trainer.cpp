@@ -36,6 +36,7 @@ using json = nlohmann::json;
 namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
+
 std::string checkpoint_path(const RunConfig& cfg) { return (fs::path(cfg.output.dir) / "checkpoint.h5").string(); }
 }  // namespace
 
@@ -209,20 +210,20 @@ void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_nam
     if (!finite) throw DivergedError("parameters became NaN/Inf in " + stage_name + " epoch " + std::to_string(epoch));
   }
   on_rank0([&] {
-    CheckpointMeta meta = mid ? *mid : CheckpointMeta{};
-    meta.lr_scale = lr_scale_;
-    meta.rollbacks = rollbacks_;
-    meta.stage_index = stage_index;
-    meta.epoch = epoch;
-    meta.stage_name = stage_name;
-    meta.model = model_->name();
-    meta.input_dim = data_.d;
-    meta.bernoulli = bernoulli_;
-    meta.dataset = data_.name;
-    meta.config_ini = cfg_.to_ini();
-    meta.config_hash = cfg_.hash();
-    meta.world_size = comm_.size();
-    save_checkpoint(checkpoint_path(cfg_), *model_, opt, meta);
+  CheckpointMeta meta = mid ? *mid : CheckpointMeta{};
+  meta.lr_scale = lr_scale_;
+  meta.rollbacks = rollbacks_;
+  meta.stage_index = stage_index;
+  meta.epoch = epoch;
+  meta.stage_name = stage_name;
+  meta.model = model_->name();
+  meta.input_dim = data_.d;
+  meta.bernoulli = bernoulli_;
+  meta.dataset = data_.name;
+  meta.config_ini = cfg_.to_ini();
+  meta.config_hash = cfg_.hash();
+  meta.world_size = comm_.size();
+  save_checkpoint(checkpoint_path(cfg_), *model_, opt, meta);
   });
 }
 
@@ -266,9 +267,8 @@ TrainResult Trainer::run(bool resume) {
   models::set_matmul_precision(cfg_.train.precision);
   if (cfg_.train.precision == "bf16" && device_.is_cpu() && !__builtin_cpu_supports("avx512bf16") &&
       !__builtin_cpu_supports("amx-bf16"))
-    log::warn(
-        "train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
-        "slower than fp32 here (25-34x measured on AVX2, docs/performance.md)");
+    log::warn("train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
+              "slower than fp32 here (25-34x measured on AVX2, docs/performance.md)");
   // NCCL needs a GPU of its own per rank: with more ranks on a node than GPUs, `auto`
   // keeps the MPI path (host copies), and `nccl` is refused with a clear message.
   bool shared_gpu = false;
@@ -390,8 +390,7 @@ TrainResult Trainer::run(bool resume) {
       log_metrics(j.dump());
       char buf[160];
       std::snprintf(buf, sizeof buf, "  ACC %.4f NMI %.4f ARI %.4f", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
-      log::info(stage.name + ": " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) +
-                " s)");
+      log::info(stage.name + ": " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) + " s)");
       result.eval = ev;
       write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
       continue;
@@ -399,10 +398,7 @@ TrainResult Trainer::run(bool resume) {
 
     const bool stage_start = si != start_stage || (start_epoch == 0 && resume_meta.step == 0);
     if (stage_start && reuse_artifact(stage, si)) {
-      json j = {{"stage", stage.name},
-                {"stage_index", si},
-                {"epoch", stage.epochs},
-                {"artifact", artifacts_[family_of(stage)]}};
+      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", stage.epochs}, {"artifact", artifacts_[family_of(stage)]}};
       log_metrics(j.dump());
       if (stage.kind == models::StageKind::Main) result.epochs = stage.epochs;
       write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
@@ -414,11 +410,9 @@ TrainResult Trainer::run(bool resume) {
       for (auto& p : g.params()) params.push_back(p);
     dist::GradReducer reducer(tcomm(), params, cfg_.dist.bucket_mb, cfg_.dist.overlap);
     if (cfg_.dist.overlap && comm_.size() > 1 && !reducer.overlapping() && si == start_stage)
-      log::warn("dist.overlap is off for " + stage.name +
-                ": it needs CPU gradients, MPI at MPI_THREAD_MULTIPLE and "
-                "more than one bucket (" +
-                std::to_string(reducer.buckets()) + " of dist.bucket_mb = " + std::to_string(cfg_.dist.bucket_mb) +
-                " MiB here)");
+      log::warn("dist.overlap is off for " + stage.name + ": it needs CPU gradients, MPI at MPI_THREAD_MULTIPLE and " +
+                "more than one bucket (" + std::to_string(reducer.buckets()) + " of dist.bucket_mb = " +
+                std::to_string(cfg_.dist.bucket_mb) + " MiB here)");
     int64_t first = si == start_stage ? start_epoch : 0;
     const bool mid_epoch = resume && si == start_stage && resume_meta.step > 0;
     if (resume && si == start_stage && (first > 0 || mid_epoch)) load_checkpoint(resume_ckpt, *model_, opt.get());
@@ -445,8 +439,7 @@ TrainResult Trainer::run(bool resume) {
         // The largest rank's peak resident memory so far (each rank holds only its shard).
         const double rss = comm_.all_reduce_value<double>(peak_rss_mib(), dist::ReduceOp::Max);
         j["peak_rss_mib"] = std::round(rss);
-        j["rank0_seconds"] = {
-            {"compute", times_.compute}, {"all_reduce", times_.all_reduce}, {"optimizer", times_.optimizer}};
+        j["rank0_seconds"] = {{"compute", times_.compute}, {"all_reduce", times_.all_reduce}, {"optimizer", times_.optimizer}};
         std::string extra;
         const bool last = e + 1 == stage.epochs;
         const bool stopping = stage.kind == models::StageKind::Main && stop_after_ > 0 && e + 1 >= stop_after_ && !last;
@@ -560,18 +553,18 @@ CheckpointMeta Trainer::roll_back(const DivergedError& d, int64_t stage_index, s
 
 void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
   on_rank0([&] {
-    const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
-    if (!fs::exists(mpath)) return;
-    std::ifstream in(mpath);
-    std::string line, kept;
-    while (std::getline(in, line)) {
-      auto j = json::parse(line, nullptr, false);
-      if (j.is_discarded()) continue;
-      int64_t si = j.value("stage_index", int64_t(0)), ep = j.value("epoch", int64_t(0));
-      if (si < stage_index || (si == stage_index && ep <= epoch)) kept += line + "\n";
-    }
-    in.close();
-    write_file_atomic(mpath.string(), kept);
+  const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
+  if (!fs::exists(mpath)) return;
+  std::ifstream in(mpath);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) continue;
+    int64_t si = j.value("stage_index", int64_t(0)), ep = j.value("epoch", int64_t(0));
+    if (si < stage_index || (si == stage_index && ep <= epoch)) kept += line + "\n";
+  }
+  in.close();
+  write_file_atomic(mpath.string(), kept);
   });
 }
 
