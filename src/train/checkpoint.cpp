@@ -63,7 +63,7 @@ void add_tensor(Sha256& sha, const std::string& name, const torch::Tensor& t) {
 }
 
 // Everything that is stored as a tensor, by name, in a fixed (sorted) order.
-std::map<std::string, torch::Tensor> tensors_of(models::ClusteringModel& model, torch::optim::Adam* opt) {
+std::map<std::string, torch::Tensor> tensors_of(torch::nn::Module& model, torch::optim::Adam* opt) {
   std::map<std::string, torch::Tensor> out;
   std::map<const void*, std::string> names;
   for (const auto& p : model.named_parameters(true)) {
@@ -97,7 +97,7 @@ std::vector<hsize_t> dims(const torch::Tensor& t) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt,
+void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Adam* opt,
                      const CheckpointMeta& meta) {
   h5::quiet();
   const std::string tmp = temporary_path(path);
@@ -262,7 +262,7 @@ std::string usable_checkpoint(const std::string& path, std::string* note,
   return prev;
 }
 
-CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt) {
+CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Adam* opt) {
   CheckpointMeta meta = read_checkpoint_meta(path);
   torch::NoGradGuard ng;
   std::map<std::string, torch::Tensor> loaded = read_verified(path);

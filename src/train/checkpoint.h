@@ -38,7 +38,7 @@ struct CheckpointMeta {
 };
 
 // opt may be null (no optimiser state between stages).
-void save_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt,
+void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Adam* opt,
                      const CheckpointMeta& meta);
 
 // Reads only the metadata (to build the model before loading it). DataError on a
@@ -59,6 +59,6 @@ std::string usable_checkpoint(const std::string& path, std::string* note,
 
 // Loads parameters (and optimiser state when opt is given and the file has it) after
 // verifying the checksum and that every parameter is present with the right shape.
-CheckpointMeta load_checkpoint(const std::string& path, models::ClusteringModel& model, torch::optim::Adam* opt);
+CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Adam* opt);
 
 }  // namespace mixvae::train

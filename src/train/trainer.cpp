@@ -50,6 +50,26 @@ bool use_bernoulli(const RunConfig& cfg, bool unit_interval) {
   return unit_interval;
 }
 
+int configure_cpu(const RunConfig& cfg) {
+  const int threads = cfg.train.threads > 0 ? int(cfg.train.threads) : default_threads();
+  torch::set_num_threads(threads);
+  // Denormal floats (Adam second moments of dead units decaying towards 0) cost ~100x per
+  // operation on x86; flushing them to zero changes no result that matters.
+  at::globalContext().setFlushDenormal(true);
+  // The setting is per thread (MXCSR): set it on the intra-op (OpenMP) threads too, which
+  // may already exist and which run half of every matrix product.
+  at::parallel_for(0, threads, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(true); });
+  return threads;
+}
+
+double decayed_lr(const RunConfig& cfg, double base, int64_t epoch) {
+  // lr_e = max(floor, lr0 * decay^floor(e / every)), e counted from 0: the step decay of
+  // the VaDE paper (x0.9 every 10 epochs) with the reference's floor.
+  const double factor =
+      cfg.train.lr_decay_every > 0 ? std::pow(cfg.train.lr_decay, double(epoch / cfg.train.lr_decay_every)) : 1.0;
+  return std::max(cfg.train.lr_floor, base * factor);
+}
+
 Trainer::Trainer(dist::Communicator& comm, RunConfig cfg) : comm_(comm), cfg_(std::move(cfg)) {}
 
 namespace {
@@ -87,16 +107,10 @@ std::unique_ptr<torch::optim::Adam> Trainer::make_optimizer(const models::Stage&
 void Trainer::set_learning_rates(const models::Stage& stage, int64_t epoch, torch::optim::Adam& opt) {
   // Without decay the optimiser keeps the rates make_optimizer gave it (scale included).
   if (stage.kind != models::StageKind::Main || !stage.decay) return;
-  // lr_e = max(floor, lr0 * decay^floor(e / every)), e counted from 0: the step decay of
-  // the VaDE paper (x0.9 every 10 epochs) with the reference's floor.
-  double factor =
-      cfg_.train.lr_decay_every > 0 ? std::pow(cfg_.train.lr_decay, double(epoch / cfg_.train.lr_decay_every)) : 1.0;
   double base[2] = {stage_lr(stage, cfg_), stage_lr_mixture(stage, cfg_)};
   auto& groups = opt.param_groups();
-  for (size_t g = 0; g < groups.size() && g < 2; ++g) {
-    static_cast<torch::optim::AdamOptions&>(groups[g].options())
-        .lr(std::max(cfg_.train.lr_floor, base[g] * factor) * lr_scale_);
-  }
+  for (size_t g = 0; g < groups.size() && g < 2; ++g)
+    static_cast<torch::optim::AdamOptions&>(groups[g].options()).lr(decayed_lr(cfg_, base[g], epoch) * lr_scale_);
 }
 
 double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
@@ -248,14 +262,7 @@ TrainResult Trainer::run(bool resume) {
     dist::Communicator& c;
     ~TimeoutOff() { c.set_timeout(0); }
   } timeout_off{comm_};
-  const int threads = cfg_.train.threads > 0 ? int(cfg_.train.threads) : default_threads();
-  torch::set_num_threads(threads);
-  // Denormal floats (Adam second moments of dead units decaying towards 0) cost ~100x per
-  // operation on x86; flushing them to zero changes no result that matters.
-  at::globalContext().setFlushDenormal(true);
-  // The setting is per thread (MXCSR): set it on the intra-op (OpenMP) threads too, which
-  // may already exist and which run half of every matrix product.
-  at::parallel_for(0, threads, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(true); });
+  const int threads = configure_cpu(cfg_);
 
   dist::agree(comm_, [&] {
     device_ = select_device(cfg_.dist.device, local_rank());
@@ -551,9 +558,8 @@ CheckpointMeta Trainer::roll_back(const DivergedError& d, int64_t stage_index, s
   return m;
 }
 
-void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
-  on_rank0([&] {
-  const fs::path mpath = fs::path(cfg_.output.dir) / "metrics.jsonl";
+void keep_metrics_lines(const std::string& dir, int64_t stage_index, int64_t epoch) {
+  const fs::path mpath = fs::path(dir) / "metrics.jsonl";
   if (!fs::exists(mpath)) return;
   std::ifstream in(mpath);
   std::string line, kept;
@@ -565,7 +571,10 @@ void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
   }
   in.close();
   write_file_atomic(mpath.string(), kept);
-  });
+}
+
+void Trainer::keep_metrics_until(int64_t stage_index, int64_t epoch) {
+  on_rank0([&] { keep_metrics_lines(cfg_.output.dir, stage_index, epoch); });
 }
 
 std::string Trainer::family_of(const models::Stage& stage) const {
@@ -628,30 +637,42 @@ void Trainer::write_outputs(const TrainResult& r) {
 }
 
 void Trainer::write_outputs_rank0(const TrainResult& r, const std::vector<double>& peak_rss_per_rank) {
-  const fs::path dir(cfg_.output.dir);
-  json j = {{"model", model_->name()},
-            {"dataset", data_.name},
-            {"data_path", data_.path},
-            {"seed", cfg_.train.seed},
-            {"world_size", comm_.size()},
-            {"epochs", cfg_.train.epochs},
-            {"pretrain_epochs", cfg_.pretrain.epochs},
+  RunRecord rec;
+  rec.world_size = comm_.size();
+  rec.pretrain_artifact = pretrain_artifact();
+  rec.artifacts = artifacts_;
+  rec.peak_rss_per_rank = peak_rss_per_rank;
+  rec.device = describe_device(device_);
+  write_run_outputs(cfg_, *model_, data_, r, rec);
+}
+
+void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, const TrainData& data,
+                       const TrainResult& r, const RunRecord& rec) {
+  const fs::path dir(cfg.output.dir);
+  json j = {{"model", model.name()},
+            {"dataset", data.name},
+            {"data_path", data.path},
+            {"seed", cfg.train.seed},
+            {"world_size", rec.world_size},
+            {"epochs", cfg.train.epochs},
+            {"pretrain_epochs", cfg.pretrain.epochs},
             {"loss", r.loss},
             {"seconds", r.seconds},
             {"occupancy", r.eval.occupancy},
             {"empty_clusters", r.eval.empty_clusters},
             {"mean_entropy", r.eval.mean_entropy},
-            {"config_hash", cfg_.hash()},
-            {"pretrain_artifact", pretrain_artifact()},
-            {"artifacts", artifacts_},
+            {"config_hash", cfg.hash()},
+            {"pretrain_artifact", rec.pretrain_artifact},
+            {"artifacts", rec.artifacts},
             {"threads", torch::get_num_threads()},
-            {"peak_rss_mib_per_rank", peak_rss_per_rank},
-            {"device", describe_device(device_)},
+            {"peak_rss_mib_per_rank", rec.peak_rss_per_rank},
+            {"device", rec.device},
             {"versions",
              {{"mixvae", MIXVAE_VERSION},
               {"libtorch", TORCH_VERSION},
               {"hdf5", H5_VERS_INFO},
               {"mpi", dist::mpi_library_version()}}}};
+  if (!rec.ensemble_seeds.empty()) j["ensemble_seeds"] = rec.ensemble_seeds;
   if (r.eval.has_labels) {
     j.update({{"acc", r.eval.scores.acc},
               {"nmi", r.eval.scores.nmi},
@@ -662,8 +683,8 @@ void Trainer::write_outputs_rank0(const TrainResult& r, const std::vector<double
   }
   write_file_atomic((dir / "result.json").string(), j.dump(2) + "\n");
 
-  write_sample_grid(*model_, (dir / "samples.png").string(), cfg_.output.samples_per_cluster,
-                    models::mix_seed(cfg_.train.seed, 77));
+  write_sample_grid(model, (dir / "samples.png").string(), cfg.output.samples_per_cluster,
+                    models::mix_seed(cfg.train.seed, 77));
 }
 
 }  // namespace mixvae::train

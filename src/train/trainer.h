@@ -32,6 +32,25 @@ struct TrainResult {
 // auto -> bernoulli for data in [0,1], gaussian otherwise.
 bool use_bernoulli(const RunConfig& cfg, bool unit_interval);
 
+// Sets LibTorch's thread count (train.threads, else the cores per local rank) and flushes
+// denormals on every thread; returns the thread count.
+int configure_cpu(const RunConfig& cfg);
+// [train]'s step decay: max(lr_floor, base * lr_decay^floor(epoch / lr_decay_every)).
+double decayed_lr(const RunConfig& cfg, double base, int64_t epoch);
+// Keeps the lines of DIR/metrics.jsonl up to (stage_index, epoch), so that epochs replayed
+// after a resume or rollback appear once.
+void keep_metrics_lines(const std::string& dir, int64_t stage_index, int64_t epoch);
+
+// What result.json records besides the model, the data and the scores.
+struct RunRecord {
+  int world_size = 1;
+  std::string pretrain_artifact;
+  std::map<std::string, std::string> artifacts;
+  std::vector<double> peak_rss_per_rank;
+  std::string device;
+  std::vector<uint64_t> ensemble_seeds;  // non-empty: trained in one process with these seeds (train/ensemble.h)
+};
+
 class Trainer {
  public:
   Trainer(dist::Communicator& comm, RunConfig cfg);
@@ -115,6 +134,10 @@ class Trainer {
     });
   }
 };
+
+// Writes cfg.output.dir/result.json and samples.png of a finished run (rank 0 only).
+void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, const TrainData& data,
+                       const TrainResult& r, const RunRecord& rec);
 
 }  // namespace mixvae::train
 
