@@ -17,6 +17,7 @@
 #include "sweep/plan.h"
 #include "sweep/scheduler.h"
 #include "train/checkpoint.h"
+#include "train/ensemble.h"
 #include "train/pretrain_artifact.h"
 #include "train/trainer.h"
 
@@ -35,6 +36,10 @@ const char* kUsage =
     "rerunning the same command skips finished runs and resumes the others from their\n"
     "checkpoints. Pretrained autoencoders are kept in RUNS/pretrained/ and shared by the runs\n"
     "that need the same one. `mixvae report RUNS` prints the results table.\n"
+    "With sweep.seeds_per_process = S > 1, a group trains up to S pending seeds of one\n"
+    "(dataset, model) together as a batched ensemble (VaDE; other models run one seed at a\n"
+    "time); its checkpoint is RUNS/<dataset>/<model>/ensemble-<seeds>/, its log the first\n"
+    "seed's train.log, and a diverging ensemble retrains its seeds one by one.\n"
     "\n"
     "  --config FILE   the sweep file (configs/sweeps/*.ini): [sweep] [datasets] [overrides]\n"
     "  --slice I/N     only runs whose index % N == I (a job-array task's share)\n"
@@ -221,16 +226,23 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
     for (size_t i = 0; i < runs.size(); ++i) states.push_back(inspect(runs[i], cfgs[i], rpr));
     // A run's index in `states` is its position in this invocation's list.
     for (size_t i = 0; i < states.size(); ++i) states[i].spec.index = i;
+    // Seeds of one (dataset, model) that can train as a batched ensemble share a bundle.
+    if (sc.seeds_per_process > 1)
+      for (size_t i = 0; i < states.size(); ++i)
+        if (train::ensemble_unsupported(cfgs[i]).empty())
+          states[i].bundle = states[i].spec.dataset + "/" + states[i].spec.model;
     json header = {
         {"name", sc.name},      {"config", sc.source}, {"runs_dir", sc.runs_dir}, {"world_size", world.size()},
         {"ranks_per_run", rpr}, {"groups", groups},    {"mixvae", MIXVAE_VERSION}};
+    if (sc.seeds_per_process > 1) header["seeds_per_process"] = sc.seeds_per_process;
     if (slice_n > 1) header["slice"] = std::to_string(slice_i) + "/" + std::to_string(slice_n);
     const std::string json_name =
         slice_n > 1 ? "sweep.slice-" + std::to_string(slice_i) + "-of-" + std::to_string(slice_n) + ".json"
                     : "sweep.json";
     coord =
         std::make_unique<sweep::Coordinator>(mailbox.get(), groups, rpr, std::move(states),
-                                             (fs::path(sc.runs_dir) / json_name).string(), sc.artifact_dir(), header);
+                                             (fs::path(sc.runs_dir) / json_name).string(), sc.artifact_dir(), header,
+                                             int(sc.seeds_per_process));
   } else {
     worker = std::make_unique<sweep::Worker>(mailbox.get(), leader, group);
   }
@@ -247,53 +259,129 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
     const int64_t idx =
         coord ? coord->next_for_self(have_prev ? &prev : nullptr) : worker->next(have_prev ? &prev : nullptr);
     if (idx < 0) break;
+    // The run, and the runs handed out with it (other seeds, trained as one ensemble).
+    std::vector<int64_t> members{idx};
+    for (int64_t c : coord ? coord->companions() : worker->companions()) members.push_back(c);
     const sweep::RunSpec& spec = runs[size_t(idx)];
     const RunConfig& cfg = cfgs[size_t(idx)];
-    prev = sweep::Outcome{};
-    prev.index = idx;
+    std::vector<sweep::Outcome> outs(members.size());
+    for (size_t m = 0; m < members.size(); ++m) outs[m].index = members[m];
     have_prev = true;
+    // An ensemble keeps its checkpoint in RUNS/<dataset>/<model>/ensemble-<seeds>/.
+    std::string state_dir;
+    if (members.size() > 1) {
+      std::string name = "ensemble";
+      for (int64_t m : members) name += "-" + std::to_string(runs[size_t(m)].seed);
+      state_dir = (fs::path(spec.dir).parent_path() / name).string();
+    }
     // The leader decides whether to resume (what it sees on disk), for the whole group.
-    const fs::path ck = fs::path(spec.dir) / "checkpoint.h5";
+    const fs::path ck = members.size() > 1 ? fs::path(state_dir) / "checkpoint.h5" : fs::path(spec.dir) / "checkpoint.h5";
     std::vector<int64_t> resume{
         leader && (fs::exists(ck) || fs::exists(train::previous_checkpoint_path(ck.string()))) ? 1 : 0};
     comm->broadcast(resume, 0);
-    if (leader) write_status(spec.dir, "running", "");
+    if (leader)
+      for (int64_t m : members) write_status(runs[size_t(m)].dir, "running", "");
     const auto t0 = std::chrono::steady_clock::now();
+    auto record_all = [&](const std::string& status, const std::string& error) {
+      for (auto& o : outs) {
+        o.status = status;
+        o.error = error;
+      }
+    };
+    auto score = [](sweep::Outcome& o, const train::TrainResult& r) {
+      o.status = "done";
+      if (r.eval.has_labels) {
+        o.acc = r.eval.scores.acc;
+        o.nmi = r.eval.scores.nmi;
+        o.ari = r.eval.scores.ari;
+      }
+    };
+    bool diverged_ensemble = false;
     try {
       std::error_code ec;
       if (leader) fs::create_directories(spec.dir, ec);
       log::Redirect quiet(leader ? (fs::path(spec.dir) / "train.log").string() : "", leader ? 0 : 1);
-      train::Trainer trainer(*comm, cfg);
-      trainer.set_pretrain_cache(sc.artifact_dir());
-      trainer.set_step_hook(hook);
-      train::TrainResult r = trainer.run(resume[0] != 0);
-      prev.status = "done";
-      if (r.eval.has_labels) {
-        prev.acc = r.eval.scores.acc;
-        prev.nmi = r.eval.scores.nmi;
-        prev.ari = r.eval.scores.ari;
+      if (members.size() > 1) {
+        std::vector<uint64_t> seeds;
+        std::vector<std::string> dirs;
+        for (int64_t m : members) {
+          seeds.push_back(runs[size_t(m)].seed);
+          dirs.push_back(runs[size_t(m)].dir);
+        }
+        log::info("training seeds as one batched ensemble; its log is " + spec.dir + "/train.log");
+        train::EnsembleTrainer ens(*comm, cfg, seeds, dirs, state_dir);
+        ens.set_pretrain_cache(sc.artifact_dir());
+        ens.set_step_hook(hook);
+        std::vector<train::TrainResult> rs = ens.run(resume[0] != 0);
+        for (size_t m = 0; m < members.size(); ++m) score(outs[m], rs[m]);
+      } else {
+        train::Trainer trainer(*comm, cfg);
+        trainer.set_pretrain_cache(sc.artifact_dir());
+        trainer.set_step_hook(hook);
+        score(outs[0], trainer.run(resume[0] != 0));
       }
     } catch (const PreemptedError& e) {
-      prev.status = "preempted";
-      prev.error = error_line(e.what());
+      record_all("preempted", error_line(e.what()));
     } catch (const UsageError& e) {
-      prev.status = "failed";
-      prev.error = error_line(e.what());
+      record_all("failed", error_line(e.what()));
     } catch (const DataError& e) {
-      prev.status = "failed";
-      prev.error = error_line(e.what());
+      record_all("failed", error_line(e.what()));
     } catch (const DivergedError& e) {
-      prev.status = "failed";
-      prev.error = error_line(std::string("training diverged: ") + e.what());
+      record_all("failed", error_line(std::string("training diverged: ") + e.what()));
+      diverged_ensemble = members.size() > 1;
     } catch (const std::exception& e) {
       // Alone in its group, a rank can record anything and go on; in a larger group the
       // other ranks may be waiting in a collective, so main ends the job instead.
       if (comm->size() > 1) throw;
-      prev.status = "failed";
-      prev.error = error_line(std::string("internal error: ") + e.what());
+      record_all("failed", error_line(std::string("internal error: ") + e.what()));
     }
-    prev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (leader) write_status(spec.dir, prev.status, prev.error);
+    if (diverged_ensemble) {
+      // One member diverged and took the ensemble with it: each seed again on its own,
+      // from scratch, where a divergence rolls back and lowers the learning rate.
+      for (size_t m = 0; m < members.size(); ++m) {
+        const sweep::RunSpec& ms = runs[size_t(members[m])];
+        outs[m] = sweep::Outcome{};
+        outs[m].index = members[m];
+        try {
+          log::Redirect quiet(leader ? (fs::path(ms.dir) / "train.log").string() : "", leader ? 0 : 1);
+          log::warn("the ensemble diverged; training seed " + std::to_string(ms.seed) + " alone");
+          train::Trainer trainer(*comm, cfgs[size_t(members[m])]);
+          trainer.set_pretrain_cache(sc.artifact_dir());
+          trainer.set_step_hook(hook);
+          score(outs[m], trainer.run(false));
+        } catch (const PreemptedError& e) {
+          outs[m].status = "preempted";
+          outs[m].error = error_line(e.what());
+        } catch (const UsageError& e) {
+          outs[m].status = "failed";
+          outs[m].error = error_line(e.what());
+        } catch (const DataError& e) {
+          outs[m].status = "failed";
+          outs[m].error = error_line(e.what());
+        } catch (const DivergedError& e) {
+          outs[m].status = "failed";
+          outs[m].error = error_line(std::string("training diverged: ") + e.what());
+        }
+        if (outs[m].status == "preempted") {
+          for (size_t k = m + 1; k < members.size(); ++k) {
+            outs[k].status = "preempted";
+            outs[k].error = outs[m].error;
+          }
+          break;
+        }
+      }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (size_t m = 0; m < members.size(); ++m) {
+      outs[m].seconds = secs;
+      if (leader) write_status(runs[size_t(members[m])].dir, outs[m].status, outs[m].error);
+      if (m == 0) continue;
+      if (coord)
+        coord->report(outs[m]);
+      else
+        worker->report(outs[m]);
+    }
+    prev = outs[0];
   }
   const int code = coord ? coord->finish() : worker->wait_exit_code();
   return code;

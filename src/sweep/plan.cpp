@@ -21,7 +21,7 @@ std::string trim(const std::string& s) {
 }
 
 const std::vector<std::string> kSweepKeys = {"name",   "runs_dir", "experiments",  "datasets",
-                                             "models", "seeds",    "ranks_per_run"};
+                                             "models", "seeds",    "ranks_per_run", "seeds_per_process"};
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
@@ -172,6 +172,11 @@ SweepConfig SweepConfig::load(const std::string& path, const std::vector<std::st
     if (v->empty() || v->find_first_not_of("0123456789") != std::string::npos || v->size() > 6 || std::stoll(*v) < 1)
       throw UsageError(where + "ranks_per_run must be a positive integer, got '" + *v + "'");
     c.ranks_per_run = std::stoll(*v);
+  }
+  if (auto v = get("seeds_per_process")) {
+    if (v->empty() || v->find_first_not_of("0123456789") != std::string::npos || v->size() > 4 || std::stoll(*v) < 1)
+      throw UsageError(where + "seeds_per_process must be a positive integer, got '" + *v + "'");
+    c.seeds_per_process = std::stoll(*v);
   }
   if (c.runs_dir.empty()) throw UsageError(where + "runs_dir is empty");
   // [datasets] may name more datasets than the sweep trains (a file's full list, with

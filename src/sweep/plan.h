@@ -9,6 +9,8 @@
 //   models = vade-quick, kdvae-quick      # experiment names (file name minus the dataset)
 //   seeds = 0-3, 7                        # lists and inclusive ranges
 //   ranks_per_run = 1
+//   seeds_per_process = 1                 # >1: up to this many seeds of one (dataset, model)
+//                                         # train together as a batched ensemble (vade only)
 //   [datasets]
 //   synthetic = data/smoke.h5             # optional: the data file of a dataset (data.path)
 //   [overrides]
@@ -41,6 +43,7 @@ struct SweepConfig {
   std::vector<std::string> datasets, models;
   std::vector<uint64_t> seeds;
   int64_t ranks_per_run = 1;
+  int64_t seeds_per_process = 1;
   std::map<std::string, std::string> dataset_paths;            // [datasets]
   std::vector<std::pair<std::string, std::string>> overrides;  // [overrides], in file order
 

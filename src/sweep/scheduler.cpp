@@ -61,7 +61,7 @@ Outcome Outcome::from_json(const json& j) {
 
 // ---------------------------------------------------------------------------------------
 Coordinator::Coordinator(dist::Mailbox* mailbox, int groups, int ranks_per_run, std::vector<RunState> runs,
-                         std::string json_path, std::string artifact_dir, json header)
+                         std::string json_path, std::string artifact_dir, json header, int seeds_per_process)
     : mb_(mailbox),
       groups_(groups),
       rpr_(ranks_per_run),
@@ -72,6 +72,7 @@ Coordinator::Coordinator(dist::Mailbox* mailbox, int groups, int ranks_per_run, 
       running_(size_t(groups), -1),
       state_(size_t(groups), GroupState::Busy),
       start_time_(now_s()) {
+  seeds_per_process_ = std::max(1, seeds_per_process);
   header_["started"] = iso_now();
   write_json("running");
   const int done = count().done;
@@ -83,7 +84,10 @@ void Coordinator::send_group(int group, const json& msg, bool include_self) {
   const std::string text = msg.dump();
   for (int r = group * rpr_; r < (group + 1) * rpr_; ++r) {
     if (r == 0) {
-      if (include_self && msg["t"] == "run") self_assigned_ = msg["i"].get<int64_t>();
+      if (include_self && msg["t"] == "run") {
+        self_assigned_ = msg["i"].get<int64_t>();
+        self_with_ = msg.value("with", std::vector<int64_t>{});
+      }
       if (include_self && msg["t"] == "end") self_assigned_ = -1;
       continue;
     }
@@ -135,7 +139,25 @@ bool Coordinator::try_assign(int group) {
     r.group = group;
     running_[size_t(group)] = int64_t(r.spec.index);
     state_[size_t(group)] = GroupState::Busy;
-    send_group(group, {{"t", "run"}, {"i", int64_t(r.spec.index)}}, true);
+    // Companions: pending runs of the same bundle (other seeds) whose artifacts nobody
+    // else is producing; this group produces theirs too.
+    std::vector<int64_t> with;
+    for (auto& o : runs_) {
+      if (int(with.size()) + 1 >= seeds_per_process_ || r.bundle.empty()) break;
+      if (&o == &r || o.bundle != r.bundle || (o.status != "pending" && o.status != "preempted")) continue;
+      bool busy = false;
+      for (const auto& a : o.artifacts)
+        busy = busy || (!fs::exists(fs::path(artifact_dir_) / a) && producing_.count(a) > 0);
+      if (busy) continue;
+      for (const auto& a : o.artifacts)
+        if (!fs::exists(fs::path(artifact_dir_) / a)) producing_[a] = int64_t(o.spec.index);
+      o.status = "running";
+      o.group = group;
+      with.push_back(int64_t(o.spec.index));
+    }
+    json msg = {{"t", "run"}, {"i", int64_t(r.spec.index)}};
+    if (!with.empty()) msg["with"] = with;
+    send_group(group, msg, true);
     write_json("running");
     return true;
   }
@@ -182,6 +204,10 @@ void Coordinator::begin_stop(const std::string& why) {
 void Coordinator::handle(int from, const std::string& text) {
   json m = json::parse(text, nullptr, false);
   if (m.is_discarded() || !m.contains("t")) return;
+  if (m["t"] == "result" && m.contains("prev") && m["prev"].is_object()) {
+    record(Outcome::from_json(m["prev"]));
+    return;
+  }
   if (m["t"] == "next") {
     const int g = m.value("g", from / rpr_);
     if (m.contains("prev") && m["prev"].is_object()) {
@@ -299,6 +325,7 @@ bool Worker::handle(const std::string& text, int64_t* index) {
   }
   if (t == "run") {
     *index = m["i"].get<int64_t>();
+    with_ = m.value("with", std::vector<int64_t>{});
     return true;
   }
   if (t == "end") {
@@ -311,6 +338,10 @@ bool Worker::handle(const std::string& text, int64_t* index) {
     return true;
   }
   return false;
+}
+
+void Worker::report(const Outcome& o) {
+  if (leader_) mb_->send(0, json{{"t", "result"}, {"prev", o.to_json()}}.dump());
 }
 
 int64_t Worker::next(const Outcome* prev) {

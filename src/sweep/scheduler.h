@@ -41,16 +41,24 @@ struct RunState {
   double seconds = 0;
   std::optional<double> acc, nmi, ari;
   int group = -1;
+  // Runs with the same non-empty key may train together as one seed ensemble.
+  std::string bundle;
 };
 
 class Coordinator {
  public:
   // `runs` are this invocation's runs (a slice of the sweep, if sliced). sweep.json goes to
   // json_path; artifacts are looked for in artifact_dir.
+  // seeds_per_process > 1: a run handed out takes up to that many - 1 pending runs of its
+  // bundle with it (companions()), trained as one ensemble by the same group.
   Coordinator(dist::Mailbox* mailbox, int groups, int ranks_per_run, std::vector<RunState> runs, std::string json_path,
-              std::string artifact_dir, nlohmann::json header);
+              std::string artifact_dir, nlohmann::json header, int seeds_per_process = 1);
   // Group 0's next run (-1: none left). Blocks while no run is eligible, serving others.
   int64_t next_for_self(const Outcome* prev);
+  // The runs handed out with group 0's last run (empty: it trains alone).
+  const std::vector<int64_t>& companions() const { return self_with_; }
+  // Group 0's outcome of a companion run.
+  void report(const Outcome& o) { record(o); }
   // Handles waiting messages; cheap enough to call between training steps.
   void serve();
   // After group 0 has ended: serves until every group has ended, writes the final
@@ -69,6 +77,8 @@ class Coordinator {
   std::map<std::string, int64_t> producing_;      // artifact -> the run producing it
   bool stopping_ = false;
   int64_t self_assigned_ = -2;  // group 0's answer (-2: none yet)
+  std::vector<int64_t> self_with_;
+  int seeds_per_process_ = 1;
   double start_time_, last_parked_check_ = 0;
   double ran_seconds_ = 0;
   int ran_count_ = 0;
@@ -95,6 +105,10 @@ class Worker {
   Worker(dist::Mailbox* mailbox, bool leader, int group) : mb_(mailbox), leader_(leader), group_(group) {}
   // Reports prev (leaders) and waits for the next run of this group (-1: none left).
   int64_t next(const Outcome* prev);
+  // The runs handed out with the last one (see Coordinator::companions).
+  const std::vector<int64_t>& companions() const { return with_; }
+  // Reports a companion run's outcome (leaders; call before next()).
+  void report(const Outcome& o);
   // Between training steps: a "stop" from the coordinator becomes a stop request.
   void poll_stop();
   // After the last run: waits for the coordinator's exit code.
@@ -106,6 +120,7 @@ class Worker {
   int group_;
   bool handle(const std::string& msg, int64_t* index);
   int exit_code_ = -1;
+  std::vector<int64_t> with_;
 };
 
 }  // namespace mixvae::sweep
