@@ -80,6 +80,19 @@ class Communicator {
   void broadcast_string(std::string& s, int root);
 };
 
+// The collective timeout of `comm` for a scope (a run): set on entry, off (0) at exit, so
+// that a sweep's group can wait for its next run as long as it takes.
+class ScopedTimeout {
+ public:
+  ScopedTimeout(Communicator& comm, double seconds) : comm_(comm) { comm_.set_timeout(seconds); }
+  ~ScopedTimeout() { comm_.set_timeout(0); }
+  ScopedTimeout(const ScopedTimeout&) = delete;
+  ScopedTimeout& operator=(const ScopedTimeout&) = delete;
+
+ private:
+  Communicator& comm_;
+};
+
 // A world of one: every collective is the identity.
 std::unique_ptr<Communicator> make_self_communicator();
 

@@ -286,11 +286,7 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
 std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
   const double start = now_s();
   const size_t S = seeds_.size();
-  comm_.set_timeout(cfg_.dist.timeout_s);
-  struct TimeoutOff {
-    dist::Communicator& c;
-    ~TimeoutOff() { c.set_timeout(0); }
-  } timeout_off{comm_};
+  dist::ScopedTimeout timeout(comm_, cfg_.dist.timeout_s);  // as in Trainer::run
   const int threads = configure_cpu(cfg_);
   dist::agree(comm_, [&] {
     const std::string why = ensemble_unsupported(cfg_);

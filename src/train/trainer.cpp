@@ -257,11 +257,7 @@ TrainResult Trainer::run(bool resume) {
   // A rank that stops, hangs or dies ends the run within dist.timeout_s, named, instead
   // of leaving the others waiting in a collective (for this run only: a sweep's group
   // then waits for its next run as long as it takes).
-  comm_.set_timeout(cfg_.dist.timeout_s);
-  struct TimeoutOff {
-    dist::Communicator& c;
-    ~TimeoutOff() { c.set_timeout(0); }
-  } timeout_off{comm_};
+  dist::ScopedTimeout timeout(comm_, cfg_.dist.timeout_s);
   const int threads = configure_cpu(cfg_);
 
   dist::agree(comm_, [&] {
