@@ -5,6 +5,8 @@
 # matrix products, libgomp = OpenMP fork/join and spin-waits, libtorch_cpu = ATen's
 # element-wise kernels and dispatch, libc, the kernel, ...) and the top symbols.
 #   tests/bench/profile_epoch.sh [THREADS=2] [EPOCHS=2] [TOP=25]
+# MODEL=kdvae profiles k-DVAE's Eq. 6 epochs instead (from a random autoencoder and k-means
+# on its codes, mixvae's defaults against the reference's loop over the k networks).
 # Needs perf (apt-get install linux-perf) and what epoch_vs_reference.sh needs.
 set -euo pipefail
 hz=499
@@ -39,11 +41,20 @@ profile() {  # name, start regexp, end regexp (one line per epoch), command...
   exec 9>&-
   grep -E "$stop" "$out/$name.log" | head -"$epochs" | sed "s/^/  $name: /"
 }
-profile mixvae "mixture_init" "^train +epoch" "$mixvae" train \
-  --config "$root/configs/experiments/mnist-vade-quick.ini" --data.path="$h5" --output.dir="$out/m" \
-  --pretrain.epochs=0 --train.epochs="$epochs" --train.eval_every=0 --train.threads="$threads"
-profile reference '"phase": "setup"' '"phase": "vade"' /usr/bin/python3 -u "$ref" --model vade --data "$raw" \
-  --pretrain-epochs 0 --epochs "$epochs" --threads "$threads" --time-only
+if [ "${MODEL:-vade}" = kdvae ]; then
+  profile mixvae "kmeans_init" "^train +epoch" "$mixvae" train \
+    --config "$root/configs/experiments/mnist-kdvae-quick.ini" --data.path="$h5" --output.dir="$out/m" \
+    --kdvae.init=ae --kdvae.initial_clusters=kmeans --pretrain.epochs=0 --train.epochs=0 --kdvae.warmup_epochs=0 \
+    --kdvae.epochs="$epochs" --kdvae.kmeans_restarts=1 --train.eval_every=0 --train.threads="$threads"
+  profile reference '"phase": "setup"' '"phase": "kdvae"' /usr/bin/python3 -u "$ref" --model kdvae \
+    --kdvae-impl loop --data "$raw" --epochs "$epochs" --threads "$threads" --time-only
+else
+  profile mixvae "mixture_init" "^train +epoch" "$mixvae" train \
+    --config "$root/configs/experiments/mnist-vade-quick.ini" --data.path="$h5" --output.dir="$out/m" \
+    --pretrain.epochs=0 --train.epochs="$epochs" --train.eval_every=0 --train.threads="$threads"
+  profile reference '"phase": "setup"' '"phase": "vade"' /usr/bin/python3 -u "$ref" --model vade --data "$raw" \
+    --pretrain-epochs 0 --epochs "$epochs" --threads "$threads" --time-only
+fi
 for name in mixvae reference; do
   # CPU seconds per library (samples / rate) over the recorded training epochs; both
   # threads count, so a 2-thread epoch of T seconds has up to 2T CPU seconds.
