@@ -198,6 +198,23 @@ RunTree scan_runs(const std::string& root) {
     }
   }
 
+  // The flat layout of `mixvae train --seeds` (ROOT/seed-<s>/): dataset and model from each
+  // run's result.json (an unfinished one is listed under the folder's name).
+  for (const auto& s : list(root)) {
+    auto seed = parse_seed_dir(s.path().filename().string());
+    if (!seed) continue;
+    fs::path named = fs::path(root);
+    if (named.filename().empty()) named = named.parent_path();  // "runs/ens/"
+    std::string dataset = "?", model = named.filename().string();
+    const fs::path result = s.path() / "result.json";
+    if (fs::exists(result, ec)) {
+      const json j = read_json_object(result.string());
+      if (j.contains("dataset") && j["dataset"].is_string()) dataset = j["dataset"].get<std::string>();
+      if (j.contains("model") && j["model"].is_string()) model = j["model"].get<std::string>();
+    }
+    if (seen.emplace(dataset, model, *seed).second) runs.push_back(read_run(s.path(), dataset, model, *seed));
+  }
+
   // sweep.json, and the sweep.slice-I-of-N.json of a sweep run in slices (job arrays).
   std::vector<std::string> listings;
   if (fs::exists(fs::path(root) / "sweep.json", ec)) listings.push_back((fs::path(root) / "sweep.json").string());

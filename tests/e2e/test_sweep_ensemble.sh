@@ -74,6 +74,9 @@ diff <(results "$TMP/u") <(results "$TMP/c") > "$TMP/diff.txt" && ok "preempted 
   --output.dir="$TMP/t" --seeds 5,6 > "$TMP/t.log" 2>&1 \
   && [ -f "$TMP/t/seed-5/result.json" ] && [ -f "$TMP/t/seed-6/result.json" ] && grep -q "final seed 6: ACC" "$TMP/t.log" \
   && ok "train --seeds 5,6" || bad "train --seeds: $(tail -3 "$TMP/t.log")"
+"$MIXVAE" report "$TMP/t" > "$TMP/t-report.md" 2>&1 && grep -q "2 runs: 2 finished" "$TMP/t-report.md" \
+  && grep -q "| vade | " "$TMP/t-report.md" && ok "report reads the seed folders of train --seeds" \
+  || bad "report of train --seeds: $(head -5 "$TMP/t-report.md")"
 expect_error 2 "no batched ensemble yet" -- "$MIXVAE" train --config configs/experiments/smoke-kdvae.ini \
   --data.path="$TMP/smoke.h5" --output.dir="$TMP/k" --seeds 0-1
 expect_error 2 "seeds_per_process must be a positive integer" -- "$MIXVAE" sweep --config configs/sweeps/smoke.ini \
