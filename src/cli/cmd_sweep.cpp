@@ -1,5 +1,6 @@
 // mixvae sweep --config SWEEP.ini [--slice I/N] [--section.key=value ...]
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -296,8 +297,31 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
         o.ari = r.eval.scores.ari;
       }
     };
-    bool diverged_ensemble = false;
-    try {
+    // Runs fn; a failure becomes (status, one-line error) for the runs it trained.
+    struct Failure {
+      std::string status, error;
+      bool diverged = false;
+    };
+    auto guarded = [&](const std::function<void()>& fn) -> Failure {
+      try {
+        fn();
+        return {};
+      } catch (const PreemptedError& e) {
+        return {"preempted", error_line(e.what())};
+      } catch (const UsageError& e) {
+        return {"failed", error_line(e.what())};
+      } catch (const DataError& e) {
+        return {"failed", error_line(e.what())};
+      } catch (const DivergedError& e) {
+        return {"failed", error_line(std::string("training diverged: ") + e.what()), true};
+      } catch (const std::exception& e) {
+        // Alone in its group, a rank can record anything and go on; in a larger group the
+        // other ranks may be waiting in a collective, so main ends the job instead.
+        if (comm->size() > 1) throw;
+        return {"failed", error_line(std::string("internal error: ") + e.what())};
+      }
+    };
+    const Failure f = guarded([&] {
       std::error_code ec;
       if (leader) fs::create_directories(spec.dir, ec);
       log::Redirect quiet(leader ? (fs::path(spec.dir) / "train.log").string() : "", leader ? 0 : 1);
@@ -320,55 +344,31 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
         trainer.set_step_hook(hook);
         score(outs[0], trainer.run(resume[0] != 0));
       }
-    } catch (const PreemptedError& e) {
-      record_all("preempted", error_line(e.what()));
-    } catch (const UsageError& e) {
-      record_all("failed", error_line(e.what()));
-    } catch (const DataError& e) {
-      record_all("failed", error_line(e.what()));
-    } catch (const DivergedError& e) {
-      record_all("failed", error_line(std::string("training diverged: ") + e.what()));
-      diverged_ensemble = members.size() > 1;
-    } catch (const std::exception& e) {
-      // Alone in its group, a rank can record anything and go on; in a larger group the
-      // other ranks may be waiting in a collective, so main ends the job instead.
-      if (comm->size() > 1) throw;
-      record_all("failed", error_line(std::string("internal error: ") + e.what()));
-    }
-    if (diverged_ensemble) {
+    });
+    if (!f.status.empty()) record_all(f.status, f.error);
+    if (f.diverged && members.size() > 1) {
       // One member diverged and took the ensemble with it: each seed again on its own,
       // from scratch, where a divergence rolls back and lowers the learning rate.
       for (size_t m = 0; m < members.size(); ++m) {
         const sweep::RunSpec& ms = runs[size_t(members[m])];
         outs[m] = sweep::Outcome{};
         outs[m].index = members[m];
-        try {
+        const Failure g = guarded([&] {
           log::Redirect quiet(leader ? (fs::path(ms.dir) / "train.log").string() : "", leader ? 0 : 1);
           log::warn("the ensemble diverged; training seed " + std::to_string(ms.seed) + " alone");
           train::Trainer trainer(*comm, cfgs[size_t(members[m])]);
           trainer.set_pretrain_cache(sc.artifact_dir());
           trainer.set_step_hook(hook);
           score(outs[m], trainer.run(false));
-        } catch (const PreemptedError& e) {
-          outs[m].status = "preempted";
-          outs[m].error = error_line(e.what());
-        } catch (const UsageError& e) {
-          outs[m].status = "failed";
-          outs[m].error = error_line(e.what());
-        } catch (const DataError& e) {
-          outs[m].status = "failed";
-          outs[m].error = error_line(e.what());
-        } catch (const DivergedError& e) {
-          outs[m].status = "failed";
-          outs[m].error = error_line(std::string("training diverged: ") + e.what());
-        }
-        if (outs[m].status == "preempted") {
-          for (size_t k = m + 1; k < members.size(); ++k) {
-            outs[k].status = "preempted";
-            outs[k].error = outs[m].error;
+        });
+        if (g.status.empty()) continue;
+        // A stop leaves this and the remaining seeds preempted (rerun to continue).
+        for (size_t k = m; k < members.size(); ++k)
+          if (k == m || g.status == "preempted") {
+            outs[k].status = g.status;
+            outs[k].error = g.error;
           }
-          break;
-        }
+        if (g.status == "preempted") break;
       }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

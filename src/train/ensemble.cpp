@@ -109,25 +109,10 @@ std::unique_ptr<torch::optim::Adam> EnsembleTrainer::make_optimizer(const models
 
 void EnsembleTrainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch,
                                        torch::optim::Adam* opt, const CheckpointMeta* mid) {
-  {
-    torch::NoGradGuard ng;
-    for (const auto& p : ens_->parameters())
-      if (!torch::isfinite(p).all().item<bool>())
-        throw DivergedError("parameters became NaN/Inf in " + stage_name + " epoch " + std::to_string(epoch));
-  }
+  check_finite(*ens_, stage_name, epoch);
   on_rank0([&] {
-    CheckpointMeta meta = mid ? *mid : CheckpointMeta{};
-    meta.stage_index = stage_index;
-    meta.epoch = epoch;
-    meta.stage_name = stage_name;
-    meta.model = tag();
-    meta.input_dim = data_.d;
-    meta.bernoulli = bernoulli_;
-    meta.dataset = data_.name;
-    meta.config_ini = cfg_.to_ini();
-    meta.config_hash = cfg_.hash();
-    meta.world_size = comm_.size();
-    save_checkpoint(checkpoint_path(), *ens_, opt, meta);
+    save_checkpoint(checkpoint_path(), *ens_, opt,
+                    checkpoint_meta(cfg_, tag(), data_, bernoulli_, comm_.size(), stage_index, stage_name, epoch, mid));
   });
 }
 
@@ -507,23 +492,18 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
   // Every member becomes an ordinary finished run directory.
   const std::vector<double> rss = comm_.all_gather_value<double>(std::round(peak_rss_mib()));
   for (size_t i = 0; i < S; ++i) {
-    if (!final_evaluated) results[i].eval = evaluate_member(i);
-    ens_->load_member(int64_t(i), *vade_);
-    vade_->eval();
+    if (!final_evaluated)
+      results[i].eval = evaluate_member(i);  // loads member i into vade_
+    else {
+      ens_->load_member(int64_t(i), *vade_);
+      vade_->eval();
+    }
     results[i].seconds = now_s() - start;
     on_rank0([&] {
-      CheckpointMeta meta;
-      meta.stage_index = int64_t(recipe.size());
-      meta.epoch = 0;
-      meta.stage_name = "done";
-      meta.model = vade_->name();
-      meta.input_dim = data_.d;
-      meta.bernoulli = bernoulli_;
-      meta.dataset = data_.name;
-      meta.config_ini = member_cfg_[i].to_ini();
-      meta.config_hash = member_cfg_[i].hash();
-      meta.world_size = comm_.size();
-      save_checkpoint((fs::path(dirs_[i]) / "checkpoint.h5").string(), *vade_, nullptr, meta);
+      // What a finished separate run of this seed leaves: stage index past the recipe, "done".
+      save_checkpoint((fs::path(dirs_[i]) / "checkpoint.h5").string(), *vade_, nullptr,
+                      checkpoint_meta(member_cfg_[i], vade_->name(), data_, bernoulli_, comm_.size(),
+                                      int64_t(recipe.size()), "done", 0));
       RunRecord rec;
       rec.world_size = comm_.size();
       rec.artifacts = artifacts_[i];

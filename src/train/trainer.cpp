@@ -212,32 +212,41 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
   return seen > 0 ? total / double(seen) : 0.0;
 }
 
-void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch,
-                               torch::optim::Adam* opt, const CheckpointMeta* mid) {
-  // Never a NaN checkpoint: a NaN gradient with a finite loss leaves NaN parameters that
-  // the next step's loss would show; checked here on every rank (the parameters are the
-  // same everywhere), once per checkpoint instead of over every gradient every step.
-  {
-    torch::NoGradGuard ng;
-    bool finite = true;
-    for (const auto& p : model_->parameters()) finite = finite && torch::isfinite(p).all().item<bool>();
-    if (!finite) throw DivergedError("parameters became NaN/Inf in " + stage_name + " epoch " + std::to_string(epoch));
-  }
-  on_rank0([&] {
+CheckpointMeta checkpoint_meta(const RunConfig& cfg, const std::string& model, const TrainData& data, bool bernoulli,
+                               int world_size, int64_t stage_index, const std::string& stage_name, int64_t epoch,
+                               const CheckpointMeta* mid) {
   CheckpointMeta meta = mid ? *mid : CheckpointMeta{};
-  meta.lr_scale = lr_scale_;
-  meta.rollbacks = rollbacks_;
   meta.stage_index = stage_index;
   meta.epoch = epoch;
   meta.stage_name = stage_name;
-  meta.model = model_->name();
-  meta.input_dim = data_.d;
-  meta.bernoulli = bernoulli_;
-  meta.dataset = data_.name;
-  meta.config_ini = cfg_.to_ini();
-  meta.config_hash = cfg_.hash();
-  meta.world_size = comm_.size();
-  save_checkpoint(checkpoint_path(cfg_), *model_, opt, meta);
+  meta.model = model;
+  meta.input_dim = data.d;
+  meta.bernoulli = bernoulli;
+  meta.dataset = data.name;
+  meta.config_ini = cfg.to_ini();
+  meta.config_hash = cfg.hash();
+  meta.world_size = world_size;
+  return meta;
+}
+
+void check_finite(torch::nn::Module& model, const std::string& stage_name, int64_t epoch) {
+  // A NaN gradient with a finite loss leaves NaN parameters that the next step's loss
+  // would show; checked on every rank (the parameters are the same everywhere).
+  torch::NoGradGuard ng;
+  for (const auto& p : model.parameters())
+    if (!torch::isfinite(p).all().item<bool>())
+      throw DivergedError("parameters became NaN/Inf in " + stage_name + " epoch " + std::to_string(epoch));
+}
+
+void Trainer::write_checkpoint(int64_t stage_index, const std::string& stage_name, int64_t epoch,
+                               torch::optim::Adam* opt, const CheckpointMeta* mid) {
+  check_finite(*model_, stage_name, epoch);
+  on_rank0([&] {
+    CheckpointMeta meta =
+        checkpoint_meta(cfg_, model_->name(), data_, bernoulli_, comm_.size(), stage_index, stage_name, epoch, mid);
+    meta.lr_scale = lr_scale_;
+    meta.rollbacks = rollbacks_;
+    save_checkpoint(checkpoint_path(cfg_), *model_, opt, meta);
   });
 }
 

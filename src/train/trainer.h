@@ -41,6 +41,15 @@ double decayed_lr(const RunConfig& cfg, double base, int64_t epoch);
 // after a resume or rollback appear once.
 void keep_metrics_lines(const std::string& dir, int64_t stage_index, int64_t epoch);
 
+// The checkpoint metadata of a run of `cfg` on `data` at (stage_index, epoch); `mid`, when
+// given, supplies the mid-epoch fields (and is otherwise copied).
+CheckpointMeta checkpoint_meta(const RunConfig& cfg, const std::string& model, const TrainData& data, bool bernoulli,
+                               int world_size, int64_t stage_index, const std::string& stage_name, int64_t epoch,
+                               const CheckpointMeta* mid = nullptr);
+// Never a NaN checkpoint: DivergedError naming (stage_name, epoch) when a parameter of
+// `model` is NaN/Inf (checked once per checkpoint, not every step).
+void check_finite(torch::nn::Module& model, const std::string& stage_name, int64_t epoch);
+
 // What result.json records besides the model, the data and the scores.
 struct RunRecord {
   int world_size = 1;
