@@ -74,7 +74,7 @@ int cmd_report(dist::Communicator& comm, const Args& args) {
       sweep::RunTree tree = sweep::scan_runs(runs_dir);
       if (tree.runs.empty())
         throw DataError("report: no runs found under " + runs_dir +
-                        " (expected <dataset>/<model>/seed-<s>/ folders or a sweep.json)");
+                        " (expected <dataset>/<model>/seed-<s>/ folders, seed-<s>/ folders or a sweep.json)");
       sweep::PaperTable paper;
       if (f.has("paper")) paper = sweep::read_paper_csv(f.get("paper"));
       report = sweep::build_report(runs_dir, std::move(tree), f.has("paper") ? &paper : nullptr, f.get("paper"));

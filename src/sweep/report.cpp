@@ -176,7 +176,7 @@ std::map<std::string, size_t> order_of(const std::vector<std::string>& first, co
 
 RunTree scan_runs(const std::string& root) {
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) throw data_error(root, "no such directory (expected a sweep's RUNS folder)");
+  if (!fs::is_directory(root, ec)) throw data_error(root, "no such directory (expected a sweep's RUNS folder or the output.dir of train --seeds)");
   std::vector<RunRecord> runs;
   std::set<std::tuple<std::string, std::string, int64_t>> seen;  // (dataset, model, seed)
   auto list = [&](const fs::path& dir) {
