@@ -38,7 +38,8 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
   if (comm.rank() == 0) {
     nlohmann::json j = {{"checkpoint", f.get("checkpoint")}, {"data", data.path}, {"samples", r.samples},
                         {"occupancy", r.occupancy}, {"empty_clusters", r.empty_clusters}, {"mean_entropy", r.mean_entropy}};
-    if (r.has_labels) j.update({{"acc", r.scores.acc}, {"nmi", r.scores.nmi}, {"ari", r.scores.ari}, {"purity", r.scores.purity}});
+    if (r.has_labels) j.update({{"acc", r.scores.acc}, {"nmi", r.scores.nmi}, {"ari", r.scores.ari}, {"purity", r.scores.purity},
+                                  {"contingency", r.contingency}, {"cluster_class", r.cluster_class}});
     if (f.has("json")) {
       std::cout << j.dump() << std::endl;
     } else if (r.has_labels) {

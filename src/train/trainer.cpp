@@ -682,7 +682,9 @@ void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, con
     j.update({{"acc", r.eval.scores.acc},
               {"nmi", r.eval.scores.nmi},
               {"ari", r.eval.scores.ari},
-              {"purity", r.eval.scores.purity}});
+              {"purity", r.eval.scores.purity},
+              {"contingency", r.eval.contingency},
+              {"cluster_class", r.eval.cluster_class}});
   } else {
     j.update({{"acc", nullptr}, {"nmi", nullptr}, {"ari", nullptr}});
   }

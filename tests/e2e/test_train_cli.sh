@@ -28,6 +28,13 @@ assert r["world_size"] == 2 and 0 <= r["acc"] <= 1
 lines = [json.loads(l) for l in open(f"{d}/metrics.jsonl")]
 assert [l["stage"] for l in lines] == ["pretrain"] * 5 + ["mixture_init"] + ["train"] * 4, lines
 assert all("occupancy" in l and "mean_entropy" in l for l in lines if l["stage"] == "train")
+# The cluster-by-class table and the matching behind ACC: rows are the clusters' sizes,
+# each class is matched at most once, and the matched cells give ACC.
+t, m = r["contingency"], r["cluster_class"]
+assert len(t) == 5 and all(len(row) == 5 for row in t), t
+assert [sum(row) for row in t] == r["occupancy"], (t, r["occupancy"])
+assert sorted(c for c in m if c >= 0) == list(range(5)), m
+assert abs(sum(t[k][m[k]] for k in range(5)) / sum(map(sum, t)) - r["acc"]) < 1e-12
 print("acc", r["acc"])
 PY
 grep -q "final: ACC" "$TMP/train.log" && ok "final ACC line" || bad "no final ACC line"
@@ -39,6 +46,12 @@ e1=$("$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5")
 e2=$(timeout 120 "${MPIRUN[@]}" "$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5")
 echo "$e1" | grep -q "ACC $acc" && ok "eval (1 rank) = result.json: $e1" || bad "eval 1 rank '$e1' vs $acc"
 echo "$e2" | grep -q "ACC $acc" && ok "eval (2 ranks) = result.json" || bad "eval 2 ranks '$e2' vs $acc"
+python3 - "$TMP/run/result.json" <("$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5" --json) <<'PY' \
+  && ok "eval --json gives result.json's cluster-by-class table" || bad "eval --json table differs from result.json"
+import json, sys
+r, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert e["contingency"] == r["contingency"] and e["cluster_class"] == r["cluster_class"], (e, r)
+PY
 "$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --per-cluster 4 --out "$TMP/grid.png" >/dev/null \
   && python3 -c "import sys;b=open('$TMP/grid.png','rb').read(8);sys.exit(b!=b'\x89PNG\r\n\x1a\n')" \
   && ok "sample writes a PNG" || bad "sample"

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -137,7 +138,7 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
   world().barrier();
   for (const char* mode : {"shard", "global"}) {
     RunConfig cfg = RunConfig::load("", {"--data.path=" + dir + "/e.h5", std::string("--data.shuffle=") + mode,
-                                         "--model.hidden=8", "--model.clusters=3", "--model.latent=2"});
+                                         "--model.hidden=8", "--model.clusters=4", "--model.latent=2"});
     auto data = train::load_train_data(world(), cfg);
     auto model = models::make_model(cfg, data.d, true);
     dist::broadcast_parameters(world(), model->parameters(), 0);
@@ -146,6 +147,27 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
     int64_t occ = 0;
     for (auto o : r.occupancy) occ += o;
     EXPECT_EQ(occ, 1001);
+    // The table is global too: its row k sums to cluster k's size, and the matched cells
+    // (cluster k -> class cluster_class[k], one cluster per class) give ACC.
+    // K = 4 clusters, C = 3 classes.
+    ASSERT_EQ(r.contingency.size(), 4u) << mode;
+    ASSERT_EQ(r.cluster_class.size(), 4u) << mode;
+    int64_t matched = 0;
+    std::vector<int> class_used(3, 0);
+    for (size_t k = 0; k < 4; ++k) {
+      ASSERT_EQ(r.contingency[k].size(), 3u);
+      EXPECT_EQ(r.contingency[k][0] + r.contingency[k][1] + r.contingency[k][2], r.occupancy[k])
+          << mode << " cluster " << k;
+      const int64_t c = r.cluster_class[k];
+      ASSERT_GE(c, -1);
+      ASSERT_LT(c, 3);
+      if (c >= 0) {
+        matched += r.contingency[k][c];
+        EXPECT_EQ(class_used[c]++, 0) << "class " << c << " matched twice";
+      }
+    }
+    EXPECT_EQ(std::count(r.cluster_class.begin(), r.cluster_class.end(), -1), 1) << "K=4 > C=3: one cluster unmatched";
+    EXPECT_NEAR(r.scores.acc, double(matched) / 1001.0, 1e-12) << mode;
   }
   world().barrier();
   if (world().rank() == 0) fs::remove_all(dir);
