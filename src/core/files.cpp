@@ -121,6 +121,20 @@ int remove_stale_temporaries(const std::string& dir) {
   return removed;
 }
 
+DirLock claim_dir(const std::string& dir, int* removed) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string probe = (fs::path(dir) / ".mixvae-write-test").string();
+  std::ofstream t(probe);
+  if (ec || !t) throw data_error(dir, "output directory cannot be created or written");
+  t.close();
+  fs::remove(probe, ec);
+  DirLock lock = DirLock::acquire(dir);
+  const int n = remove_stale_temporaries(dir);
+  if (removed) *removed = n;
+  return lock;
+}
+
 std::string one_line(std::string s) {
   for (char& c : s) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';

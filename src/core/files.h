@@ -50,6 +50,12 @@ class DirLock {
 // many were removed.
 int remove_stale_temporaries(const std::string& dir);
 
+// What every run opens its output folder with (rank 0): creates dir and missing parents,
+// checks that a file can be written there (DataError "DIR: output directory cannot be
+// created or written"), takes its DirLock and removes the temporaries a killed writer left
+// (their number in *removed when given).
+DirLock claim_dir(const std::string& dir, int* removed = nullptr);
+
 // Newlines, carriage returns and tabs as spaces, other control bytes (NUL, ESC, ...) as
 // '?': error texts go into one-line messages on a terminal.
 std::string one_line(std::string s);

@@ -239,10 +239,15 @@ void verify_checkpoint(const std::string& path) {
   read_verified(path);
 }
 
+void require_checkpoint(const std::string& path) {
+  if (!fs::exists(path) && !fs::exists(previous_checkpoint_path(path)))
+    throw UsageError("--resume: no checkpoint at " + path);
+}
+
 std::string usable_checkpoint(const std::string& path, std::string* note,
                               const std::function<void(const std::string&)>& open) {
   const std::string prev = previous_checkpoint_path(path);
-  if (!fs::exists(path) && !fs::exists(prev)) throw UsageError("--resume: no checkpoint at " + path);
+  require_checkpoint(path);
   std::string problem = fs::exists(path) ? "" : path + ": missing (a crash between the two renames of a save)";
   if (problem.empty()) {
     try {

@@ -54,6 +54,10 @@ void verify_checkpoint(const std::string& path);
 // the caller reads it for (loading it: one read, not a check and then a load); a DataError
 // from it means "damaged". UsageError when there is neither file; DataError when neither
 // opens.
+// UsageError "--resume: no checkpoint at PATH" unless PATH or its previous checkpoint
+// exists. Checked before a resumed run creates any folder, so a mistyped --output.dir
+// leaves nothing behind.
+void require_checkpoint(const std::string& path);
 std::string usable_checkpoint(const std::string& path, std::string* note,
                               const std::function<void(const std::string&)>& open = verify_checkpoint);
 

@@ -308,19 +308,10 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
   std::string resume_ckpt = checkpoint_path();
   dist::agree(comm_, [&] {
     if (comm_.rank() != 0) return;
+    if (resume) require_checkpoint(checkpoint_path());
     std::vector<std::string> all = dirs_;
     all.push_back(state_dir_);
-    for (const auto& d : all) {
-      std::error_code ec;
-      fs::create_directories(d, ec);
-      const std::string probe = (fs::path(d) / ".mixvae-write-test").string();
-      std::ofstream t(probe);
-      if (ec || !t) throw data_error(d, "output directory cannot be created or written");
-      t.close();
-      fs::remove(probe, ec);
-      locks.push_back(DirLock::acquire(d));
-      remove_stale_temporaries(d);
-    }
+    for (const auto& d : all) locks.push_back(claim_dir(d));
     if (resume) {
       std::string note;
       resume_ckpt = usable_checkpoint(checkpoint_path(), &note, [&](const std::string& p) {

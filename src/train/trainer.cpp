@@ -322,18 +322,13 @@ TrainResult Trainer::run(bool resume) {
   CheckpointMeta resume_meta;
   dist::agree(comm_, [&] {
     if (comm_.rank() == 0) {
-      std::error_code ec;
-      fs::create_directories(cfg_.output.dir, ec);
-      const std::string probe = (fs::path(cfg_.output.dir) / ".mixvae-write-test").string();
-      std::ofstream t(probe);
-      if (ec || !t) throw data_error(cfg_.output.dir, "output directory cannot be created or written");
-      t.close();
-      fs::remove(probe, ec);
-      dir_lock = DirLock::acquire(cfg_.output.dir);
-      // Left by a process killed while writing (checkpoint.h5.tmp.<pid>, ...): never read,
-      // only taking space. Safe to remove now that this run holds the directory.
-      if (int n = remove_stale_temporaries(cfg_.output.dir))
-        log::info("removed " + std::to_string(n) + " temporary file(s) left by an interrupted write in " +
+      if (resume) require_checkpoint(ckpt);
+      // Temporaries were left by a process killed while writing (checkpoint.h5.tmp.<pid>,
+      // ...): never read, only taking space; claim_dir removes them once it holds the lock.
+      int removed = 0;
+      dir_lock = claim_dir(cfg_.output.dir, &removed);
+      if (removed)
+        log::info("removed " + std::to_string(removed) + " temporary file(s) left by an interrupted write in " +
                   cfg_.output.dir);
     }
     if (resume) {

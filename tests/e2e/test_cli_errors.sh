@@ -56,6 +56,11 @@ expect_error 2 "model.clusters must be >= 2" -- "$MIXVAE" train --data.path="$TM
 expect_error 2 "unknown option --train.epoch\b.*valid keys of \[train\]" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --train.epoch=3
 expect_error 2 "cannot open config file" -- "$MIXVAE" train --config "$TMP/missing.ini"
 expect_error 2 "no checkpoint" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --output.dir="$TMP/fresh" --resume
+expect_error 2 "no checkpoint at .*fresh2/ensemble/checkpoint.h5" -- "$MIXVAE" train --data.path="$TMP/syn.h5" \
+  --output.dir="$TMP/fresh2" --seeds 0-1 --resume
+# A refused --resume (a mistyped folder, say) creates nothing.
+[ ! -e "$TMP/fresh" ] && [ ! -e "$TMP/fresh2" ] && ok "--resume without a checkpoint leaves no folder" \
+  || bad "--resume without a checkpoint created $(find "$TMP/fresh" "$TMP/fresh2" 2>/dev/null | tr '\n' ' ')"
 touch "$TMP/afile"
 expect_error 2 "afile/sub.*cannot be created" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --output.dir="$TMP/afile/sub" --pretrain.epochs=0 --train.epochs=0
 expect_error 2 "junk.h5: not an HDF5 file" -- "$MIXVAE" eval --checkpoint "$TMP/junk.h5"
