@@ -65,6 +65,15 @@ class ClusteringModel : public torch::nn::Module {
     (void)family;
     return {};
   }
+  // A finished run this model starts from instead of training the first stages of its
+  // recipe itself: that run's checkpoint and the artifact family of the stage it replaces
+  // (the stages up to and including it are skipped; its parameters are
+  // artifact_parameters(family), loaded from the checkpoint of a `family` model). Empty
+  // checkpoint: none, the whole recipe runs.
+  struct StartFrom {
+    std::string checkpoint, family;
+  };
+  virtual StartFrom start_from() const { return {}; }
   // Latent codes used to initialise the mixture, [B, J].
   virtual torch::Tensor embed(const torch::Tensor& x) = 0;
   // Fits the mixture to every rank's embeddings (collective), sets the prior.

@@ -19,6 +19,9 @@ KDvae::KDvae(int64_t d, const RunConfig& cfg, bool bernoulli, bool variational)
   vade_clusters_ = cfg.opt_string(sec + "initial_clusters") == "vade";
   if (vade_clusters_ && !vade_init_)
     throw UsageError(sec + "initial_clusters = vade needs " + sec + "init = vade (an autoencoder has no clusters)");
+  vade_checkpoint_ = cfg.opt_string(sec + "vade_checkpoint");
+  if (!vade_checkpoint_.empty() && !vade_init_)
+    throw UsageError(sec + "vade_checkpoint needs " + sec + "init = vade (it replaces the VaDE stages)");
   // The initialiser: VaDE's D-500-500-2000-J autoencoder and mixture ([model] keys).
   init_ = register_module("init", std::make_shared<Vade>(d, cfg.model, bernoulli));
   // k pairs D-500-100-J / J-100-500-D (paper §4.2); a VAE encoder emits mu and log sigma^2.

@@ -31,6 +31,7 @@ class KDvae : public ClusteringModel {
   std::vector<torch::Tensor> artifact_parameters(const std::string& family) override {
     return vade_init_ ? init_->artifact_parameters(family) : std::vector<torch::Tensor>{};
   }
+  StartFrom start_from() const override { return {vade_checkpoint_, vade_checkpoint_.empty() ? "" : "vade"}; }
   torch::Tensor embed(const torch::Tensor& x) override { return init_->embed(x); }
   std::string init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) override;
   std::vector<torch::Tensor> network_parameters() override;
@@ -56,6 +57,7 @@ class KDvae : public ClusteringModel {
   int64_t d_, k_, j_;
   bool bernoulli_, variational_, vade_init_;
   bool vade_clusters_ = false;  // [kdvae] initial_clusters = vade
+  std::string vade_checkpoint_;  // [kdvae] vade_checkpoint: a finished VaDE run to start from
   int64_t stage_ = 0;
   Phase phase_ = Phase::Init;
   std::shared_ptr<Vade> init_;  // the VaDE (or autoencoder) the k networks start from

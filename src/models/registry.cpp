@@ -22,6 +22,10 @@ std::vector<OptionSpec> knet_options(const std::string& s, const std::string& in
        "the clusters the warm-up starts from: kmeans (paper: k-means++ on the initialiser's latent means) | vade "
        "(VaDE's own assignment, arg max q(c|x); needs init = vade)",
        T::String, {"kmeans", "vade"}},
+      {s, "vade_checkpoint", "",
+       "start from a finished VaDE run (its checkpoint.h5) instead of pretraining and training one: the pretrain, "
+       "mixture_init and vade stages are skipped (needs init = vade and the same [model] architecture and data)",
+       T::String},
       {s, "kmeans_restarts", "10", "k-means++ restarts of the initial clustering (best inertia kept)", T::Int},
       {s, "kmeans_iters", "300", "Lloyd iterations of the initial clustering", T::Int},
       {s, "gradient", "selected",

@@ -379,7 +379,8 @@ TrainResult Trainer::run(bool resume) {
   TrainResult result;
   bool final_evaluated = false;  // the last main epoch already evaluated the final model
   const auto recipe = model_->recipe(cfg_);
-  for (int64_t si = start_stage; si < int64_t(recipe.size()); ++si) {
+  const int64_t first_stage = resume ? start_stage : start_from_run(recipe);
+  for (int64_t si = first_stage; si < int64_t(recipe.size()); ++si) {
     const models::Stage& stage = recipe[si];
     model_->set_stage(si);
     if (stage.kind == models::StageKind::MixtureInit) {
@@ -593,6 +594,59 @@ bool Trainer::artifact_of(const models::Stage& stage, int64_t stage_index, Pretr
     *params = model_->artifact_parameters(stage.artifact);
   }
   return !key->family.empty() && !params->empty();
+}
+
+int64_t Trainer::start_from_run(const std::vector<models::Stage>& recipe) {
+  const models::ClusteringModel::StartFrom from = model_->start_from();
+  if (from.checkpoint.empty()) return 0;
+  int64_t v = -1;
+  for (size_t i = 0; i < recipe.size(); ++i)
+    if (recipe[i].artifact == from.family) v = int64_t(i);
+  if (v < 0) throw std::logic_error(model_->name() + ": start_from names family '" + from.family + "', not in the recipe");
+  const double t0 = now_s();
+  std::error_code ec;
+  const std::string path = fs::absolute(from.checkpoint, ec).lexically_normal().string();
+  model_->set_stage(v);
+  dist::agree(comm_, [&] {
+    const std::string what = path + ": cannot start " + model_->name() + " from it: ";
+    CheckpointMeta meta = read_checkpoint_meta(path);
+    if (meta.model != from.family) throw UsageError(what + "it is a '" + meta.model + "' run, not a '" + from.family + "' run");
+    if (meta.input_dim != data_.d || meta.bernoulli != bernoulli_)
+      throw UsageError(what + "it was trained on " + std::to_string(meta.input_dim) + "-dimensional data with a " +
+                       (meta.bernoulli ? "bernoulli" : "gaussian") + " likelihood, this run has " +
+                       std::to_string(data_.d) + " and " + (bernoulli_ ? "bernoulli" : "gaussian"));
+    if (!meta.dataset.empty() && meta.dataset != data_.name)
+      throw UsageError(what + "it was trained on dataset '" + meta.dataset + "', this run's data is '" + data_.name + "'");
+    RunConfig src_cfg;
+    auto src = model_from_checkpoint(path, &src_cfg, {});
+    // A finished run's last checkpoint points past its recipe.
+    if (meta.stage_index < int64_t(src->recipe(src_cfg).size()))
+      throw UsageError(what + "that run is not finished (stopped in stage '" + meta.stage_name + "' after epoch " +
+                       std::to_string(meta.epoch) + "); finish it with mixvae train --resume");
+    std::vector<torch::Tensor> in = src->artifact_parameters(from.family), out = model_->artifact_parameters(from.family);
+    bool same = in.size() == out.size();
+    for (size_t i = 0; same && i < in.size(); ++i) same = in[i].sizes() == out[i].sizes();
+    if (!same)
+      throw UsageError(what + "its architecture differs ([model] hidden = " + src_cfg.model.hidden + ", latent = " +
+                       std::to_string(src_cfg.model.latent) + ", clusters = " + std::to_string(src_cfg.model.clusters) +
+                       "; this run: " + cfg_.model.hidden + ", " + std::to_string(cfg_.model.latent) + ", " +
+                       std::to_string(cfg_.model.clusters) + ")");
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < in.size(); ++i) out[i].copy_(in[i].to(out[i].device()));
+  });
+  artifacts_[from.family] = "from:" + path;
+  model_->eval();
+  EvalResult ev = evaluate(comm_, *model_, data_);
+  json j = {{"stage", recipe[v].name}, {"stage_index", v}, {"epoch", recipe[v].epochs}, {"from", path},
+            {"seconds", now_s() - t0}};
+  if (ev.has_labels) j.update({{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}});
+  log_metrics(j.dump());
+  char buf[160];
+  std::snprintf(buf, sizeof buf, " (ACC %.4f NMI %.4f ARI %.4f)", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
+  log::info(recipe[v].name + ": started from the finished run " + path + (ev.has_labels ? buf : "") +
+            "; its stages before this one are skipped");
+  write_checkpoint(v + 1, recipe.size() > size_t(v + 1) ? recipe[v + 1].name : "done", 0, nullptr);
+  return v + 1;
 }
 
 bool Trainer::reuse_artifact(const models::Stage& stage, int64_t stage_index) {

@@ -101,7 +101,7 @@ class Trainer {
   } times_;
   double start_time_ = 0;
   std::function<void()> step_hook_;
-  std::map<std::string, std::string> artifacts_;  // family -> "saved:<file>" | "reused:<file>"
+  std::map<std::string, std::string> artifacts_;  // family -> "saved:<file>" | "reused:<file>" | "from:<checkpoint>"
   std::string artifact_dir_;
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
   int64_t rollbacks_ = 0;
@@ -118,6 +118,10 @@ class Trainer {
   // The key and tensors of a stage's artifact; false when it has none (or no artifact dir).
   bool artifact_of(const models::Stage& stage, int64_t stage_index, PretrainKey* key,
                    std::vector<torch::Tensor>* params);
+  // The model's start_from(): loads the finished run's parameters in place of the stages
+  // up to the one they replace, logs and checkpoints that, and returns the first stage
+  // left to train (0 when the model starts from nothing).
+  int64_t start_from_run(const std::vector<models::Stage>& recipe);
   // True when the stage's result was loaded from the artifact dir (then it is skipped).
   bool reuse_artifact(const models::Stage& stage, int64_t stage_index);
   void save_artifact(const models::Stage& stage, int64_t stage_index);

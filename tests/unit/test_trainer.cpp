@@ -451,6 +451,69 @@ TEST_F(TrainerTest, VadeStageIsSharedWithKdvae) {
   EXPECT_EQ(nlohmann::json::parse(in)["artifacts"]["vade"], "reused:" + cache + "/" + key.file_name());
 }
 
+// [kdvae] vade_checkpoint: k-DVAE starts from a finished VaDE run instead of pretraining
+// and training its own. The VaDE stage of a k-DVAE run is a VaDE run's "train" stage, so
+// starting from that run's checkpoint ends exactly where the k-DVAE run that trains
+// everything itself ends. Wrong checkpoints are one-line UsageErrors before any training.
+TEST_F(TrainerTest, KdvaeStartsFromAFinishedVadeRun) {
+  auto comm = dist::make_self_communicator();
+  auto cfg_of = [&](const std::string& model, const std::string& out) {
+    return model_config(dir / "data.h5", out, 2, model);
+  };
+  train::Trainer vade(*comm, cfg_of("vade", dir / "vade"));
+  const double vade_acc = vade.run(false).eval.scores.acc;
+  const std::string ckpt = fs::path(dir / "vade/checkpoint.h5").lexically_normal().string();
+
+  train::Trainer kd_own(*comm, cfg_of("kdvae", dir / "kd-own"));
+  kd_own.run(false);
+  RunConfig c = cfg_of("kdvae", dir / "kd-from");
+  c.options["kdvae.vade_checkpoint"] = ckpt;
+  train::Trainer kd(*comm, c);
+  kd.run(false);
+  auto a = params_of(kd.model()), b = params_of(kd_own.model());
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+  EXPECT_EQ(kd.artifact("vade"), "from:" + ckpt);
+  EXPECT_EQ(kd.pretrain_artifact(), "");
+  // Its log starts at the VaDE stage, with the VaDE run's final clustering; nothing before.
+  auto lines = metrics_of(dir / "kd-from");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0]["stage"], "vade");
+  EXPECT_EQ(lines[0]["from"], ckpt);
+  EXPECT_EQ(lines[0]["acc"].get<double>(), vade_acc);
+  for (const auto& m : lines) EXPECT_TRUE(m["stage"] != "pretrain" && m["stage"] != "mixture_init") << m.dump();
+  std::ifstream in(dir / "kd-from/result.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["artifacts"]["vade"], "from:" + ckpt);
+
+  auto refused = [&](const std::string& from, const std::string& out, const std::string& why) {
+    RunConfig r = cfg_of("kdvae", dir / out);
+    r.options["kdvae.vade_checkpoint"] = from;
+    train::Trainer t(*comm, r);
+    try {
+      t.run(false);
+      ADD_FAILURE() << from << ": accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  refused(fs::path(dir / "kd-own/checkpoint.h5").string(), "r1", "it is a 'kdvae' run, not a 'vade' run");
+  train::Trainer unfinished(*comm, cfg_of("vade", dir / "vade-stopped"));
+  unfinished.set_stop_after_main_epochs(1);
+  unfinished.run(false);
+  refused(fs::path(dir / "vade-stopped/checkpoint.h5").string(), "r2", "that run is not finished");
+  RunConfig narrow = cfg_of("vade", dir / "vade-narrow");
+  narrow.model.hidden = "16,8";
+  train::Trainer(*comm, narrow).run(false);
+  refused(fs::path(dir / "vade-narrow/checkpoint.h5").string(), "r3", "its architecture differs");
+  test::data_error_of([&] {
+    RunConfig r = cfg_of("kdvae", dir / "r4");
+    r.options["kdvae.vade_checkpoint"] = dir / "missing.h5";
+    train::Trainer(*comm, r).run(false);
+  });
+  c.options["kdvae.init"] = "ae";
+  EXPECT_THROW(models::make_model(c, 20, true), UsageError);
+}
+
 namespace {
 // Makes the loss NaN at the given training steps (counted over the whole run) by writing
 // NaN into a parameter, as a diverging update would.
