@@ -316,6 +316,9 @@ TrainResult Trainer::run(bool resume) {
     dist::broadcast_parameters(tcomm(), all, 0);
   }
 
+  // A finished run to start from is checked and loaded before the output folder is
+  // touched, so a wrong one leaves nothing behind.
+  const std::string start_path = resume ? std::string() : load_start_from();
   const std::string ckpt = checkpoint_path(cfg_);
   std::string resume_ckpt = ckpt;  // the previous checkpoint when ckpt is damaged
   int64_t start_stage = 0, start_epoch = 0;
@@ -379,7 +382,7 @@ TrainResult Trainer::run(bool resume) {
   TrainResult result;
   bool final_evaluated = false;  // the last main epoch already evaluated the final model
   const auto recipe = model_->recipe(cfg_);
-  const int64_t first_stage = resume ? start_stage : start_from_run(recipe);
+  const int64_t first_stage = resume ? start_stage : start_from_run(recipe, start_path);
   for (int64_t si = first_stage; si < int64_t(recipe.size()); ++si) {
     const models::Stage& stage = recipe[si];
     model_->set_stage(si);
@@ -596,17 +599,11 @@ bool Trainer::artifact_of(const models::Stage& stage, int64_t stage_index, Pretr
   return !key->family.empty() && !params->empty();
 }
 
-int64_t Trainer::start_from_run(const std::vector<models::Stage>& recipe) {
+std::string Trainer::load_start_from() {
   const models::ClusteringModel::StartFrom from = model_->start_from();
-  if (from.checkpoint.empty()) return 0;
-  int64_t v = -1;
-  for (size_t i = 0; i < recipe.size(); ++i)
-    if (recipe[i].artifact == from.family) v = int64_t(i);
-  if (v < 0) throw std::logic_error(model_->name() + ": start_from names family '" + from.family + "', not in the recipe");
-  const double t0 = now_s();
+  if (from.checkpoint.empty()) return "";
   std::error_code ec;
   const std::string path = fs::absolute(from.checkpoint, ec).lexically_normal().string();
-  model_->set_stage(v);
   dist::agree(comm_, [&] {
     const std::string what = path + ": cannot start " + model_->name() + " from it: ";
     CheckpointMeta meta = read_checkpoint_meta(path);
@@ -634,7 +631,19 @@ int64_t Trainer::start_from_run(const std::vector<models::Stage>& recipe) {
     torch::NoGradGuard ng;
     for (size_t i = 0; i < in.size(); ++i) out[i].copy_(in[i].to(out[i].device()));
   });
-  artifacts_[from.family] = "from:" + path;
+  return path;
+}
+
+int64_t Trainer::start_from_run(const std::vector<models::Stage>& recipe, const std::string& path) {
+  if (path.empty()) return 0;
+  const std::string family = model_->start_from().family;
+  int64_t v = -1;
+  for (size_t i = 0; i < recipe.size(); ++i)
+    if (recipe[i].artifact == family) v = int64_t(i);
+  if (v < 0) throw std::logic_error(model_->name() + ": start_from names family '" + family + "', not in the recipe");
+  const double t0 = now_s();
+  model_->set_stage(v);
+  artifacts_[family] = "from:" + path;
   model_->eval();
   EvalResult ev = evaluate(comm_, *model_, data_);
   json j = {{"stage", recipe[v].name}, {"stage_index", v}, {"epoch", recipe[v].epochs}, {"from", path},

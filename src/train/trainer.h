@@ -118,10 +118,12 @@ class Trainer {
   // The key and tensors of a stage's artifact; false when it has none (or no artifact dir).
   bool artifact_of(const models::Stage& stage, int64_t stage_index, PretrainKey* key,
                    std::vector<torch::Tensor>* params);
-  // The model's start_from(): loads the finished run's parameters in place of the stages
-  // up to the one they replace, logs and checkpoints that, and returns the first stage
-  // left to train (0 when the model starts from nothing).
-  int64_t start_from_run(const std::vector<models::Stage>& recipe);
+  // The model's start_from(): load_start_from checks the finished run's checkpoint and
+  // loads its parameters in place of the stages up to the one they replace (returns its
+  // path, "" when the model starts from nothing); start_from_run then logs and
+  // checkpoints that and returns the first stage left to train (0 for "").
+  std::string load_start_from();
+  int64_t start_from_run(const std::vector<models::Stage>& recipe, const std::string& path);
   // True when the stage's result was loaded from the artifact dir (then it is skipped).
   bool reuse_artifact(const models::Stage& stage, int64_t stage_index);
   void save_artifact(const models::Stage& stage, int64_t stage_index);

@@ -495,6 +495,7 @@ TEST_F(TrainerTest, KdvaeStartsFromAFinishedVadeRun) {
     } catch (const UsageError& e) {
       EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
     }
+    EXPECT_FALSE(fs::exists(dir / out)) << "a refused start left " << out;
   };
   refused(fs::path(dir / "kd-own/checkpoint.h5").string(), "r1", "it is a 'kdvae' run, not a 'vade' run");
   train::Trainer unfinished(*comm, cfg_of("vade", dir / "vade-stopped"));
