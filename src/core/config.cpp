@@ -35,6 +35,8 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("model", "init", c.model.init, "mixture initialisation on the pretrained latent means: gmm | kmeans");
   v("model", "init_iters", c.model.init_iters, "EM / Lloyd iterations of the initialisation");
   v("model", "init_restarts", c.model.init_restarts, "k-means++ restarts (best objective kept)");
+  v("model", "init_fits", c.model.init_fits,
+    "init = gmm: independent GMM fits, each from its own k-means++ start; the highest likelihood is kept (scikit-learn's n_init)");
   v("train", "epochs", c.train.epochs, "epochs of the main objective");
   v("train", "batch_size", c.train.batch_size, "global batch size (each rank takes its share)");
   v("train", "lr", c.train.lr, "Adam learning rate of the networks");
@@ -326,6 +328,7 @@ void RunConfig::validate() const {
   if (model.init != "gmm" && model.init != "kmeans") bad("model.init", "must be gmm or kmeans, got '" + model.init + "'");
   if (model.init_iters < 1) bad("model.init_iters", "must be >= 1");
   if (model.init_restarts < 1) bad("model.init_restarts", "must be >= 1");
+  if (model.init_fits < 1) bad("model.init_fits", "must be >= 1");
   for (char ch : model.hidden)
     if (!(std::isdigit(static_cast<unsigned char>(ch)) || ch == ',')) bad("model.hidden", "must be comma-separated widths, got '" + model.hidden + "'");
   if (train.epochs < 0) bad("train.epochs", "must be >= 0, got " + std::to_string(train.epochs));

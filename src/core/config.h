@@ -33,6 +33,7 @@ struct ModelConfig {
   std::string init = "gmm";         // mixture initialisation: gmm | kmeans
   int64_t init_iters = 200;         // EM iterations (Lloyd for kmeans)
   int64_t init_restarts = 1;        // k-means++ restarts, best by objective
+  int64_t init_fits = 1;            // init = gmm: independent GMM fits, highest likelihood kept
 };
 
 struct TrainConfig {

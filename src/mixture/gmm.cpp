@@ -1,6 +1,8 @@
 #include "mixture/gmm.h"
 
 #include <cmath>
+#include <stdexcept>
+#include <utility>
 
 #include "dist/tensor_ops.h"
 #include "mixture/kmeans.h"
@@ -38,11 +40,9 @@ torch::Tensor log_joint(const DiagGmm& g, const torch::Tensor& x64) {
   return -0.5 * (double(x.size(1)) * kLog2Pi + logdet + quad) + g.weights.log().unsqueeze(0);
 }
 
-DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int64_t k, uint64_t seed,
-                     const GmmOptions& opt) {
-  torch::NoGradGuard ng;
-  torch::Tensor x = x_local.to(torch::kFloat64).contiguous();
-  const int64_t n_total = comm.all_reduce_value<int64_t>(x.size(0));
+namespace {
+DiagGmm fit_once(dist::Communicator& comm, const torch::Tensor& x, int64_t n_total, int64_t k, uint64_t seed,
+                 const GmmOptions& opt) {
   KMeansResult km = kmeans(comm, x, k, seed, 300, opt.kmeans_restarts);
   torch::Tensor resp = torch::zeros({x.size(0), k}, x.options().dtype(torch::kFloat64));
   resp.scatter_(1, nearest(x, km.centers).unsqueeze(1), 1.0);
@@ -64,6 +64,23 @@ DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int
     prev = ll;
   }
   return g;
+}
+}  // namespace
+
+DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int64_t k, uint64_t seed,
+                     const GmmOptions& opt) {
+  torch::NoGradGuard ng;
+  if (opt.fits < 1) throw std::invalid_argument("fit_diag_gmm: fits must be >= 1");
+  torch::Tensor x = x_local.to(torch::kFloat64).contiguous();
+  const int64_t n_total = comm.all_reduce_value<int64_t>(x.size(0));
+  // Fit 0 uses `seed` itself, so fits = 1 is the single fit it always was. The
+  // log-likelihoods are global (all-reduced), so every rank keeps the same fit.
+  DiagGmm best = fit_once(comm, x, n_total, k, seed, opt);
+  for (int64_t f = 1; f < opt.fits; ++f) {
+    DiagGmm g = fit_once(comm, x, n_total, k, gmm_fit_seed(seed, f), opt);
+    if (g.mean_log_likelihood > best.mean_log_likelihood) best = std::move(g);
+  }
+  return best;
 }
 
 }  // namespace mixvae::mixture

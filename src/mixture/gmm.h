@@ -22,10 +22,16 @@ struct GmmOptions {
   double tol = 1e-3;        // on the change of the mean log-likelihood
   double reg_covar = 1e-6;  // variance floor added in the M-step
   int64_t kmeans_restarts = 1;
+  // Independent fits, each from its own k-means++ start (seeds derived from `seed`); the
+  // one with the highest mean log-likelihood is kept (scikit-learn's n_init).
+  int64_t fits = 1;
 };
 
 DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int64_t k, uint64_t seed,
                      const GmmOptions& opt = {});
+
+// The seed of fit f (0-based) of GmmOptions::fits: fit 0 uses `seed` itself.
+inline uint64_t gmm_fit_seed(uint64_t seed, int64_t f) { return seed + 0x9E3779B97F4A7C15ULL * uint64_t(f); }
 
 // log p(x, c) for every component: [n, K] float64.
 torch::Tensor log_joint(const DiagGmm& g, const torch::Tensor& x);

@@ -189,6 +189,7 @@ std::string GamMMVae::init_mixture(dist::Communicator& comm, const torch::Tensor
     mixture::GmmOptions opt;
     opt.max_iters = cfg.model.init_iters;
     opt.kmeans_restarts = cfg.model.init_restarts;
+    opt.fits = cfg.model.init_fits;
     mixture::DiagGmm g = mixture::fit_diag_gmm(comm, z, k_, cfg.train.seed, opt);
     resp = torch::softmax(mixture::log_joint(g, z), 1);
     msg << "diagonal GMM on the positive codes: " << g.iterations << " EM iterations, mean log-likelihood "

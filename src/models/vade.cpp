@@ -147,6 +147,7 @@ std::string Vade::init_mixture(dist::Communicator& comm, const torch::Tensor& z_
     mixture::GmmOptions opt;
     opt.max_iters = cfg.model.init_iters;
     opt.kmeans_restarts = cfg.model.init_restarts;
+    opt.fits = cfg.model.init_fits;
     mixture::DiagGmm g = mixture::fit_diag_gmm(comm, z_local, k_, cfg.train.seed, opt);
     pi_logits.copy_(g.weights.log().to(torch::kFloat32));
     mu_c.copy_(g.means.to(torch::kFloat32));

@@ -426,6 +426,9 @@ TEST_F(TrainerTest, VadeStageIsSharedWithKdvae) {
   other.train.lr_mixture = 0.0021;
   EXPECT_NE(key.hash, train::stage_key(other, 1, "vade", 2).hash);  // any [train] value that trains
   other = cfg_of("kdvae", dir / "x");
+  other.model.init_fits = 3;
+  EXPECT_NE(key.hash, train::stage_key(other, 1, "vade", 2).hash);  // and the mixture's start
+  other = cfg_of("kdvae", dir / "x");
   other.train.eval_every = 5;
   EXPECT_EQ(key.hash, train::stage_key(other, 1, "vade", 2).hash);  // but not what only logs
 
