@@ -616,6 +616,7 @@ std::string Trainer::load_start_from() {
       throw UsageError(what + "it was trained on dataset '" + meta.dataset + "', this run's data is '" + data_.name + "'");
     RunConfig src_cfg;
     auto src = model_from_checkpoint(path, &src_cfg, {});
+    models::set_matmul_precision(cfg_.train.precision);  // model_from_checkpoint set the source run's
     // A finished run's last checkpoint points past its recipe.
     if (meta.stage_index < int64_t(src->recipe(src_cfg).size()))
       throw UsageError(what + "that run is not finished (stopped in stage '" + meta.stage_name + "' after epoch " +
