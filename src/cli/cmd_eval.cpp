@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "models/mlp.h"
 #include "train/trainer.h"
 
 namespace mixvae::cli {
@@ -28,6 +29,7 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     if (f.has("data")) ov.push_back("--data.path=" + f.get("data"));
     ov.push_back("--data.shuffle=shard");
     model = train::model_from_checkpoint(f.get("checkpoint"), &cfg, ov);
+    models::set_matmul_precision(cfg.train.precision);  // as trained
   });
   if (help) {
     if (comm.rank() == 0) std::cout << flags_help(usage, spec);
@@ -39,7 +41,7 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     nlohmann::json j = {{"checkpoint", f.get("checkpoint")}, {"data", data.path}, {"samples", r.samples},
                         {"occupancy", r.occupancy}, {"empty_clusters", r.empty_clusters}, {"mean_entropy", r.mean_entropy}};
     if (r.has_labels) j.update({{"acc", r.scores.acc}, {"nmi", r.scores.nmi}, {"ari", r.scores.ari}, {"purity", r.scores.purity},
-                                  {"contingency", r.contingency}, {"cluster_class", r.cluster_class}});
+                                  {"contingency", r.contingency}, {"cluster_class", r.scores.cluster_class}});
     if (f.has("json")) {
       std::cout << j.dump() << std::endl;
     } else if (r.has_labels) {

@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "train/sample_grid.h"
+#include "models/mlp.h"
 #include "models/noise.h"
 #include "train/trainer.h"
 
@@ -43,6 +44,7 @@ int cmd_sample(dist::Communicator& comm, const Args& args) {
     if (n < 1 || n > 1000) throw UsageError("sample: --per-cluster must be in 1..1000");
     RunConfig cfg;
     auto model = train::model_from_checkpoint(f.get("checkpoint"), &cfg);
+    models::set_matmul_precision(cfg.train.precision);  // as trained
     train::write_sample_grid(*model, f.get("out"), n, models::mix_seed(seed, 77));
     log::info("wrote " + f.get("out") + ": " + std::to_string(model->clusters()) + " clusters x " + std::to_string(n) + " samples");
   });

@@ -212,19 +212,29 @@ double entropy(const std::vector<int64_t>& sizes, int64_t n) {
 
 }  // namespace
 
-double clustering_acc(const Contingency& t) {
-  check_table(t, "clustering_acc");
-  const int64_t n = t.total();
-  if (n == 0) return 0.0;
+std::vector<int64_t> best_matching(const Contingency& t) {
+  check_table(t, "best_matching");
   // Counts are far below 2^53, so the double weights (and the potentials) are exact.
   std::vector<double> w(t.counts.begin(), t.counts.end());
-  const std::vector<int64_t> match = hungarian_max(w, t.rows, t.cols);
+  return hungarian_max(w, t.rows, t.cols);
+}
+
+namespace {
+double acc_of(const Contingency& t, const std::vector<int64_t>& match) {
+  const int64_t n = t.total();
+  if (n == 0) return 0.0;
   int64_t matched = 0;
   for (int64_t k = 0; k < t.rows; ++k) {
     const int64_t c = match[static_cast<size_t>(k)];
     if (c >= 0) matched += t.counts[static_cast<size_t>(k * t.cols + c)];
   }
   return static_cast<double>(matched) / static_cast<double>(n);
+}
+}  // namespace
+
+double clustering_acc(const Contingency& t) {
+  check_table(t, "clustering_acc");
+  return t.total() == 0 ? 0.0 : acc_of(t, best_matching(t));
 }
 
 double nmi(const Contingency& t) {
@@ -298,7 +308,8 @@ double purity(const Contingency& t) {
 
 Scores score(const Contingency& t) {
   Scores s;
-  s.acc = clustering_acc(t);
+  s.cluster_class = best_matching(t);  // one Hungarian solve for ACC and the reported matching
+  s.acc = acc_of(t, s.cluster_class);
   s.nmi = nmi(t);
   s.ari = ari(t);
   s.purity = purity(t);

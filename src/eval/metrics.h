@@ -46,8 +46,11 @@ std::vector<int64_t> hungarian_max(const std::vector<double>& weight, int64_t ro
 // is negative. Empty clusters/classes (all-zero rows/columns) are ignored, exactly as if
 // that label value had never been declared.
 
-// Unsupervised accuracy: best one-to-one matching of clusters to classes (K may differ
-// from C), matched samples / total. 0 for an empty table.
+// The best one-to-one matching of clusters to classes (K may differ from C): for each
+// cluster its class, or -1 when left unmatched (K > C).
+std::vector<int64_t> best_matching(const Contingency& t);
+// Unsupervised accuracy: the samples that best_matching puts in their class / total. 0
+// for an empty table.
 double clustering_acc(const Contingency& t);
 // Normalised mutual information, arithmetic-mean normalisation; matches
 // sklearn.metrics.normalized_mutual_info_score (1.2) including its special cases: 1.0
@@ -63,6 +66,7 @@ double purity(const Contingency& t);
 
 struct Scores {
   double acc = 0, nmi = 0, ari = 0, purity = 0;
+  std::vector<int64_t> cluster_class;  // best_matching: the matching ACC counts
 };
 Scores score(const Contingency& t);
 

@@ -49,15 +49,15 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 std::string previous_checkpoint_path(const std::string& path);
 // Reads a checkpoint completely and checks its checksum; DataError naming the problem.
 void verify_checkpoint(const std::string& path);
+// UsageError "--resume: no checkpoint at PATH" unless PATH or its previous checkpoint
+// exists. Checked before a resumed run creates any folder, so a mistyped --output.dir
+// leaves nothing behind.
+void require_checkpoint(const std::string& path);
 // The checkpoint to resume from: `path` when open(path) succeeds, else the previous one
 // (the damaged file is renamed to *.damaged.h5 and `note` says why). `open` is whatever
 // the caller reads it for (loading it: one read, not a check and then a load); a DataError
 // from it means "damaged". UsageError when there is neither file; DataError when neither
 // opens.
-// UsageError "--resume: no checkpoint at PATH" unless PATH or its previous checkpoint
-// exists. Checked before a resumed run creates any folder, so a mistyped --output.dir
-// leaves nothing behind.
-void require_checkpoint(const std::string& path);
 std::string usable_checkpoint(const std::string& path, std::string* note,
                               const std::function<void(const std::string&)>& open = verify_checkpoint);
 

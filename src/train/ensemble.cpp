@@ -365,7 +365,7 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
   };
   for (int64_t si = start_stage; si < int64_t(recipe.size()); ++si) {
     const models::Stage& stage = recipe[size_t(si)];
-    const std::string next_name = size_t(si + 1) < recipe.size() ? recipe[size_t(si + 1)].name : "done";
+    const std::string next_name = next_stage_name(recipe, si);
     if (stage.kind == models::StageKind::MixtureInit) {
       const double t0 = now_s();
       for (size_t i = 0; i < S; ++i) {

@@ -45,14 +45,8 @@ EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, co
     table.add(pred.data_ptr<int64_t>(), y.data_ptr<int64_t>(), static_cast<size_t>(pred.size(0)));
     comm.all_reduce(table.counts);
     r.scores = eval::score(table);
-    r.contingency.assign(static_cast<size_t>(k), std::vector<int64_t>(static_cast<size_t>(data.num_classes)));
-    std::vector<double> weight(table.counts.size());
     for (int64_t c = 0; c < k; ++c)
-      for (int64_t l = 0; l < data.num_classes; ++l) {
-        r.contingency[c][l] = table.at(c, l);
-        weight[c * data.num_classes + l] = double(table.at(c, l));
-      }
-    r.cluster_class = eval::hungarian_max(weight, k, data.num_classes);
+      r.contingency.emplace_back(table.counts.begin() + c * table.cols, table.counts.begin() + (c + 1) * table.cols);
   }
   return r;
 }

@@ -21,11 +21,10 @@ struct EvalResult {
   double largest_fraction = 0;     // share of the largest cluster
   double mean_entropy = 0;         // mean posterior entropy H[q(c|x)] in nats
   int64_t samples = 0;
-  // With labels: the K x C cluster-by-class counts (row k = cluster k) and, per cluster,
-  // the class the Hungarian matching behind ACC gives it (-1: left unmatched, K > C).
-  // They show which digits a run merged or split, which ACC alone hides.
+  // With labels: the K x C cluster-by-class counts (row k = cluster k). With
+  // scores.cluster_class (the matching behind ACC) they show which classes a run merged
+  // or split, which ACC alone hides.
   std::vector<std::vector<int64_t>> contingency;
-  std::vector<int64_t> cluster_class;
 };
 
 EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data,

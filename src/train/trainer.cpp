@@ -33,6 +33,10 @@ namespace mixvae::train {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+std::string next_stage_name(const std::vector<models::Stage>& recipe, int64_t si) {
+  return size_t(si + 1) < recipe.size() ? recipe[size_t(si + 1)].name : "done";
+}
+
 namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -403,7 +407,7 @@ TrainResult Trainer::run(bool resume) {
       std::snprintf(buf, sizeof buf, "  ACC %.4f NMI %.4f ARI %.4f", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
       log::info(stage.name + ": " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) + " s)");
       result.eval = ev;
-      write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
+      write_checkpoint(si + 1, next_stage_name(recipe, si), 0, nullptr);
       continue;
     }
 
@@ -412,7 +416,7 @@ TrainResult Trainer::run(bool resume) {
       json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", stage.epochs}, {"artifact", artifacts_[family_of(stage)]}};
       log_metrics(j.dump());
       if (stage.kind == models::StageKind::Main) result.epochs = stage.epochs;
-      write_checkpoint(si + 1, recipe.size() > size_t(si + 1) ? recipe[si + 1].name : "done", 0, nullptr);
+      write_checkpoint(si + 1, next_stage_name(recipe, si), 0, nullptr);
       continue;
     }
     auto opt = make_optimizer(stage);
@@ -616,7 +620,6 @@ std::string Trainer::load_start_from() {
       throw UsageError(what + "it was trained on dataset '" + meta.dataset + "', this run's data is '" + data_.name + "'");
     RunConfig src_cfg;
     auto src = model_from_checkpoint(path, &src_cfg, {});
-    models::set_matmul_precision(cfg_.train.precision);  // model_from_checkpoint set the source run's
     // A finished run's last checkpoint points past its recipe.
     if (meta.stage_index < int64_t(src->recipe(src_cfg).size()))
       throw UsageError(what + "that run is not finished (stopped in stage '" + meta.stage_name + "' after epoch " +
@@ -655,7 +658,7 @@ int64_t Trainer::start_from_run(const std::vector<models::Stage>& recipe, const 
   std::snprintf(buf, sizeof buf, " (ACC %.4f NMI %.4f ARI %.4f)", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
   log::info(recipe[v].name + ": started from the finished run " + path + (ev.has_labels ? buf : "") +
             "; its stages before this one are skipped");
-  write_checkpoint(v + 1, recipe.size() > size_t(v + 1) ? recipe[v + 1].name : "done", 0, nullptr);
+  write_checkpoint(v + 1, next_stage_name(recipe, v), 0, nullptr);
   return v + 1;
 }
 
@@ -743,7 +746,7 @@ void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, con
               {"ari", r.eval.scores.ari},
               {"purity", r.eval.scores.purity},
               {"contingency", r.eval.contingency},
-              {"cluster_class", r.eval.cluster_class}});
+              {"cluster_class", r.eval.scores.cluster_class}});
   } else {
     j.update({{"acc", nullptr}, {"nmi", nullptr}, {"ari", nullptr}});
   }
@@ -761,7 +764,6 @@ std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string
   CheckpointMeta meta = read_checkpoint_meta(path);
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
   auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);
-  models::set_matmul_precision(cfg->train.precision);  // as trained
   load_checkpoint(path, *model, nullptr);
   // The objective the checkpoint was written in (the last stage once the run is done).
   model->set_stage(std::min<int64_t>(meta.stage_index, int64_t(model->recipe(*cfg).size()) - 1));

@@ -46,6 +46,9 @@ void keep_metrics_lines(const std::string& dir, int64_t stage_index, int64_t epo
 CheckpointMeta checkpoint_meta(const RunConfig& cfg, const std::string& model, const TrainData& data, bool bernoulli,
                                int world_size, int64_t stage_index, const std::string& stage_name, int64_t epoch,
                                const CheckpointMeta* mid = nullptr);
+// What a checkpoint written after stage si of `recipe` names as the next stage: that
+// stage's name, or "done" after the last.
+std::string next_stage_name(const std::vector<models::Stage>& recipe, int64_t si);
 // Never a NaN checkpoint: DivergedError naming (stage_name, epoch) when a parameter of
 // `model` is NaN/Inf (checked once per checkpoint, not every step).
 void check_finite(torch::nn::Module& model, const std::string& stage_name, int64_t epoch);
@@ -158,7 +161,9 @@ void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, con
 
 namespace mixvae::train {
 // Rebuilds the model a checkpoint was written by and loads its parameters. cfg receives
-// the checkpoint's config (with `overrides` applied).
+// the checkpoint's config (with `overrides` applied). The process-wide matmul precision is
+// the caller's: eval and sample set cfg->train.precision (the run's own), a training run
+// that starts from the checkpoint keeps its own.
 std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string& path, RunConfig* cfg,
                                                                const std::vector<std::string>& overrides = {});
 }  // namespace mixvae::train

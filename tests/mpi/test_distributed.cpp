@@ -151,14 +151,14 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
     // (cluster k -> class cluster_class[k], one cluster per class) give ACC.
     // K = 4 clusters, C = 3 classes.
     ASSERT_EQ(r.contingency.size(), 4u) << mode;
-    ASSERT_EQ(r.cluster_class.size(), 4u) << mode;
+    ASSERT_EQ(r.scores.cluster_class.size(), 4u) << mode;
     int64_t matched = 0;
     std::vector<int> class_used(3, 0);
     for (size_t k = 0; k < 4; ++k) {
       ASSERT_EQ(r.contingency[k].size(), 3u);
       EXPECT_EQ(r.contingency[k][0] + r.contingency[k][1] + r.contingency[k][2], r.occupancy[k])
           << mode << " cluster " << k;
-      const int64_t c = r.cluster_class[k];
+      const int64_t c = r.scores.cluster_class[k];
       ASSERT_GE(c, -1);
       ASSERT_LT(c, 3);
       if (c >= 0) {
@@ -166,7 +166,7 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
         EXPECT_EQ(class_used[c]++, 0) << "class " << c << " matched twice";
       }
     }
-    EXPECT_EQ(std::count(r.cluster_class.begin(), r.cluster_class.end(), -1), 1) << "K=4 > C=3: one cluster unmatched";
+    EXPECT_EQ(std::count(r.scores.cluster_class.begin(), r.scores.cluster_class.end(), -1), 1) << "K=4 > C=3: one cluster unmatched";
     EXPECT_NEAR(r.scores.acc, double(matched) / 1001.0, 1e-12) << mode;
   }
   world().barrier();
