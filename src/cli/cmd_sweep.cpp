@@ -94,23 +94,38 @@ std::string config_text(const fs::path& p) {
 // shared stages of its recipe (models::Stage::artifact). The scheduler makes a run wait
 // while another run is producing one of them.
 std::vector<std::string> artifacts_of(const RunConfig& cfg, int ranks_per_run) {
-  std::vector<std::string> out;
-  const train::PretrainKey key = train::pretrain_key(cfg, ranks_per_run);
-  if (!key.family.empty() && cfg.pretrain.epochs > 0) out.push_back(key.file_name());
   // The recipe is the model's; it depends on the config, not on the data, so a model built
   // for a 1-column input tells it. One build per distinct config (seeds share it).
-  static std::map<std::string, std::vector<models::Stage>> recipes;
-  RunConfig shape = cfg;
-  shape.train.seed = 0;
-  shape.output.dir.clear();
-  shape.data.path.clear();
-  auto it = recipes.find(shape.to_ini());
-  if (it == recipes.end()) {
+  struct Shape {
+    std::vector<models::Stage> recipe;
+    int64_t started_through = -1;  // a run that starts from a finished run skips stages 0..this
+  };
+  static std::map<std::string, Shape> shapes;
+  RunConfig key_cfg = cfg;
+  key_cfg.train.seed = 0;
+  key_cfg.output.dir.clear();
+  key_cfg.data.path.clear();
+  auto it = shapes.find(key_cfg.to_ini());
+  if (it == shapes.end()) {
     const auto model = models::make_model(cfg, 1, true);
-    it = recipes.emplace(shape.to_ini(), model->recipe(cfg)).first;
+    Shape sh;
+    sh.recipe = model->recipe(cfg);
+    const models::ClusteringModel::StartFrom from = model->start_from();
+    if (!from.checkpoint.empty())
+      for (size_t i = 0; i < sh.recipe.size(); ++i)
+        if (sh.recipe[i].artifact == from.family) sh.started_through = int64_t(i);
+    it = shapes.emplace(key_cfg.to_ini(), std::move(sh)).first;
   }
-  for (size_t i = 0; i < it->second.size(); ++i) {
-    const models::Stage& stage = it->second[i];
+  const Shape& sh = it->second;
+  std::vector<std::string> out;
+  // A run that starts from another run's checkpoint (k-DVAE's vade_checkpoint) trains
+  // neither the autoencoder nor the stages it skips, so it neither waits for their
+  // artifacts nor is counted as producing them.
+  const train::PretrainKey key = train::pretrain_key(cfg, ranks_per_run);
+  if (!key.family.empty() && cfg.pretrain.epochs > 0 && sh.started_through < 0) out.push_back(key.file_name());
+  for (size_t i = 0; i < sh.recipe.size(); ++i) {
+    const models::Stage& stage = sh.recipe[i];
+    if (int64_t(i) <= sh.started_through) continue;
     if (stage.kind != models::StageKind::Main || stage.artifact.empty() || stage.epochs == 0) continue;
     const train::PretrainKey sk = train::stage_key(cfg, ranks_per_run, stage.artifact, int64_t(i));
     if (!sk.family.empty()) out.push_back(sk.file_name());

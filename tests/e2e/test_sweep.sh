@@ -108,6 +108,23 @@ else
   bad "report: $(tail -3 "$TMP/report.md")"
 fi
 
+# 5b. k-DVAE started from a finished VaDE run ([kdvae] vade_checkpoint): it trains neither
+#     the autoencoder nor the VaDE stage, so the scheduler neither makes it wait for those
+#     artifacts nor counts it as their producer (the sweep's VaDE run of the same seed would
+#     otherwise wait for the whole k-DVAE run).
+src="$TMP/a/smoke/vade/seed-0/checkpoint.h5"
+if sweep "$TMP/e" --sweep.models=vade,kdvae --sweep.seeds=0 --overrides.kdvae.vade_checkpoint="$src" \
+  > "$TMP/e.log" 2>&1; then ok "sweep with kdvae.vade_checkpoint"; else bad "vade_checkpoint sweep: $(tail -3 "$TMP/e.log")"; fi
+python3 - "$TMP/e" "$src" <<'PY' && ok "vade_checkpoint: no artifacts awaited, the start recorded" || bad "vade_checkpoint sweep.json / result.json"
+import json, pathlib, sys
+root, src = pathlib.Path(sys.argv[1]), sys.argv[2]
+runs = {r["model"]: r for r in json.load(open(root / "sweep.json"))["runs"]}
+assert runs["kdvae"]["status"] == "done" and "artifacts" not in runs["kdvae"], runs["kdvae"]
+assert len(runs["vade"]["artifacts"]) == 2, runs["vade"]
+r = json.load(open(root / "smoke/kdvae/seed-0/result.json"))
+assert r["artifacts"] == {"vade": "from:" + src}, r["artifacts"]
+PY
+
 # 6. Bad sweeps: one line, exit 2, before anything trains.
 expect_error 2 "data file '.*missing.h5' does not exist" -- "$MIXVAE" sweep --config configs/sweeps/smoke.ini \
   --sweep.runs_dir="$TMP/d" --datasets.smoke="$TMP/missing.h5"
