@@ -135,7 +135,10 @@ template <class T> T get_option(const RunConfig& c, const std::string& full_key)
   if (!spec) throw UsageError("config: no option " + full_key + " is registered");
   auto it = c.options.find(full_key);
   const std::string& text = it == c.options.end() ? spec->default_value : it->second;
-  return parse_option<T>(c.source.empty() ? std::string("config") : c.source, full_key, text);
+  const std::string origin = c.from_command_line.count(full_key) ? std::string("command line")
+                             : c.source.empty()                  ? std::string("config")
+                                                                 : c.source;
+  return parse_option<T>(origin, full_key, text);
 }
 
 struct Register {
@@ -264,7 +267,10 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
       throw UsageError("unknown option --" + key + "; " + valid_keys_message(key));
     }
     for (const auto& o : cl.options)
-      if (!o.value.empty()) raw.emplace_back(o.string_key, o.value.front());
+      if (!o.value.empty()) {
+        raw.emplace_back(o.string_key, o.value.front());
+        cfg.from_command_line[o.string_key] = o.value.front();
+      }
     try {
       po::store(cl, vm);
     } catch (const po::error& e) {
@@ -290,7 +296,11 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
 
 void RunConfig::validate() const {
   auto bad = [&](const std::string& key, const std::string& what) {
-    throw UsageError((source.empty() ? std::string("config") : source) + ": " + key + " " + what);
+    auto flag = from_command_line.find(key);
+    const bool flagged = flag != from_command_line.end();
+    throw UsageError((!source.empty() ? source : flagged ? std::string("command line") : std::string("config")) + ": " +
+                     key + " " + what +
+                     (flagged ? " (given as --" + key + "=" + flag->second + ")" : ""));
   };
   if (data.shuffle != "shard" && data.shuffle != "global") bad("data.shuffle", "must be 'shard' or 'global', got '" + data.shuffle + "'");
   if (!registered_model_names().empty()) {

@@ -104,6 +104,9 @@ struct RunConfig {
   CheckpointConfig checkpoint;
   OutputConfig output;
   std::string source;  // the INI file this came from, if any
+  // Keys set on the command line ("section.key" -> the value as given): a bad value is
+  // reported as the flag's, not the file's.
+  std::map<std::string, std::string> from_command_line;
   // Values of the registered model sections, "section.key" -> text (validated by type).
   std::map<std::string, std::string> options;
 

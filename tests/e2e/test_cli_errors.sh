@@ -51,7 +51,13 @@ expect_error 2 "junk.h5.*not an HDF5 file" -- "$MIXVAE" train --data.path="$TMP/
 expect_error 2 "nope.h5" -- "$MIXVAE" train --data.path="$TMP/nope.h5" --output.dir="$TMP/r"
 "$MIXVAE" prepare --dataset synthetic --n 200 --d 16 --k 3 --out "$TMP/syn.h5" >/dev/null
 expect_error 2 "train.lr" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --train.lr=abc
-expect_error 2 "train.epochs must be >= 0" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --train.epochs=-3
+expect_error 2 "train.epochs must be >= 0, got -3 \(given as --train.epochs=-3\)" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --train.epochs=-3
+# A bad value from a flag is reported as the flag's, not the config file's.
+printf '[train]\nepochs = 2\n' > "$TMP/ok.ini"
+expect_error 2 "ok.ini: train.epochs must be >= 0, got -1 \(given as --train.epochs=-1\)" -- "$MIXVAE" train --config "$TMP/ok.ini" \
+  --data.path="$TMP/syn.h5" --train.epochs=-1
+expect_error 2 "command line: kdvae.epochs must be an integer, got 'abc'" -- "$MIXVAE" train --config "$TMP/ok.ini" \
+  --data.path="$TMP/syn.h5" --model.name=kdvae --kdvae.epochs=abc
 expect_error 2 "model.clusters must be >= 2" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --model.clusters=1
 expect_error 2 "unknown option --train.epoch\b.*valid keys of \[train\]" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --train.epoch=3
 expect_error 2 "cannot open config file" -- "$MIXVAE" train --config "$TMP/missing.ini"
