@@ -1,4 +1,4 @@
-// mixvae report RUNS_DIR [--format md|csv|json] [--out DIR] [--paper FILE.csv] [--curves RUN_DIR]
+// mixvae report RUNS_DIR [--format md|csv|json|clustpy] [--out DIR] [--paper FILE.csv] [--curves RUN_DIR]
 //
 // Reads files only, so rank 0 does the work; the other ranks of an mpirun start take part
 // in dist::agree alone, which makes a bad input one message and exit code 2 everywhere.
@@ -44,10 +44,10 @@ std::string take_positional(const Args& args, const std::vector<FlagSpec>& spec,
 
 int cmd_report(dist::Communicator& comm, const Args& args) {
   const std::string usage =
-      "mixvae report RUNS_DIR [--format md|csv|json] [--out DIR] [--paper FILE.csv] [--curves RUN_DIR]";
+      "mixvae report RUNS_DIR [--format md|csv|json|clustpy] [--out DIR] [--paper FILE.csv] [--curves RUN_DIR]";
   const std::vector<FlagSpec> spec = {
-      {"format", "table printed on stdout: md (Markdown), csv or json", "md"},
-      {"out", "also write table.md, table.csv, table.json, runs.csv and acc_per_seed.png (and curves.png) here", ""},
+      {"format", "table printed on stdout: md (Markdown), csv, json or clustpy (ClustPy's evaluate_multiple_datasets CSV)", "md"},
+      {"out", "also write table.md, table.csv, table.json, runs.csv, clustpy.csv and acc_per_seed.png (and curves.png) here", ""},
       {"paper", "CSV of published numbers (model,dataset,acc,nmi,ari in percent) shown beside the table", ""},
       {"curves", "a run folder whose metrics.jsonl is drawn as DIR/curves.png (needs --out; RUNS_DIR optional)", ""},
   };
@@ -60,8 +60,8 @@ int cmd_report(dist::Communicator& comm, const Args& args) {
     const Flags f = parse_flags("report", usage, spec, rest, &help);
     if (help) return;
     const std::string format = f.get("format");
-    if (format != "md" && format != "csv" && format != "json")
-      throw UsageError("report: unknown --format '" + format + "' (md, csv or json)");
+    if (format != "md" && format != "csv" && format != "json" && format != "clustpy")
+      throw UsageError("report: unknown --format '" + format + "' (md, csv, json or clustpy)");
     const std::string out = f.get("out"), curves = f.get("curves");
     if (runs_dir.empty() && curves.empty()) throw UsageError("report: RUNS_DIR is required (usage: " + usage + ")");
     if (!curves.empty() && out.empty()) throw UsageError("report: --curves needs --out DIR for curves.png");
@@ -69,7 +69,7 @@ int cmd_report(dist::Communicator& comm, const Args& args) {
 
     // Read and render everything first, so a bad input leaves no file behind.
     std::optional<sweep::Report> report;
-    std::string md, csv, js, runs;
+    std::string md, csv, js, runs, clustpy;
     if (!runs_dir.empty()) {
       sweep::RunTree tree = sweep::scan_runs(runs_dir);
       if (tree.runs.empty())
@@ -82,7 +82,8 @@ int cmd_report(dist::Communicator& comm, const Args& args) {
       csv = sweep::to_csv(*report);
       js = sweep::to_json(*report);
       runs = sweep::runs_csv(*report);
-      printed = format == "md" ? md : format == "csv" ? csv : js;
+      clustpy = sweep::clustpy_csv(*report);
+      printed = format == "md" ? md : format == "csv" ? csv : format == "json" ? js : clustpy;
     }
     std::vector<sweep::CurvePoint> points;
     if (!curves.empty()) points = sweep::read_metrics(curves);
@@ -98,6 +99,7 @@ int cmd_report(dist::Communicator& comm, const Args& args) {
         write_file_atomic((dir / "table.csv").string(), csv);
         write_file_atomic((dir / "table.json").string(), js);
         write_file_atomic((dir / "runs.csv").string(), runs);
+        write_file_atomic((dir / "clustpy.csv").string(), clustpy);
         const std::string why = sweep::plot_acc_per_seed(*report, (dir / "acc_per_seed.png").string());
         if (!why.empty()) skipped.emplace_back("acc_per_seed.png", why);
       }

@@ -746,4 +746,60 @@ std::string runs_csv(const Report& r) {
 }
 
 
+std::string clustpy_csv(const Report& r) {
+  // Columns: (model, metric) for every model of the report, in its row order.
+  const std::vector<std::string> metrics = {"acc", "nmi", "ari", "runtime"};
+  std::vector<std::string> algorithm{"algorithm", ""}, metric{"metric", ""};
+  for (const auto& m : r.models)
+    for (const auto& name : metrics) {
+      algorithm.push_back(m);
+      metric.push_back(name);
+    }
+  std::string out = csv_row(algorithm) + csv_row(metric);
+  auto value = [](const RunRecord& run, size_t i) -> std::optional<double> {
+    return i == 0 ? run.acc : i == 1 ? run.nmi : i == 2 ? run.ari : run.seconds;
+  };
+  for (const auto& d : r.datasets) {
+    // The finished runs of this dataset by (model, seed); rows are every seed any model has.
+    std::map<std::pair<std::string, int64_t>, const RunRecord*> done;
+    std::set<int64_t> seeds;
+    for (const auto& run : r.runs)
+      if (run.dataset == d && run.status == RunStatus::Finished) {
+        done[{run.model, run.seed}] = &run;
+        seeds.insert(run.seed);
+      }
+    if (seeds.empty()) continue;
+    for (int64_t seed : seeds) {
+      std::vector<std::string> row{d, std::to_string(seed)};
+      for (const auto& m : r.models) {
+        auto it = done.find({m, seed});
+        for (size_t i = 0; i < metrics.size(); ++i)
+          row.push_back(it == done.end() ? "" : num(value(*it->second, i)));
+      }
+      out += csv_row(row);
+    }
+    std::vector<std::string> mean_row{d, "mean"}, std_row{d, "std"};
+    for (const auto& m : r.models)
+      for (size_t i = 0; i < metrics.size(); ++i) {
+        std::vector<double> v;
+        for (const auto& [key, run] : done)
+          if (key.first == m)
+            if (auto x = value(*run, i)) v.push_back(*x);
+        if (v.empty()) {
+          mean_row.push_back("");
+          std_row.push_back("");
+          continue;
+        }
+        double mean = 0, ss = 0;
+        for (double x : v) mean += x;
+        mean /= double(v.size());
+        for (double x : v) ss += (x - mean) * (x - mean);
+        mean_row.push_back(num(mean));
+        std_row.push_back(num(std::sqrt(ss / double(v.size()))));  // ddof = 0, as np.std
+      }
+    out += csv_row(mean_row) + csv_row(std_row);
+  }
+  return out;
+}
+
 }  // namespace mixvae::sweep

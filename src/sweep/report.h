@@ -110,6 +110,13 @@ std::string to_markdown(const Report& r);  // percentages, best in bold
 std::string to_csv(const Report& r);       // one row per cell, fractions, best as 0/1
 std::string to_json(const Report& r);      // cells and runs, fractions
 std::string runs_csv(const Report& r);     // one row per run
+// The layout of ClustPy's evaluate_multiple_datasets(...).to_csv(): two header rows
+// ("algorithm" = the model, "metric" = acc, nmi, ari, runtime), two index columns (dataset;
+// seed, then the aggregation rows "mean" and "std"), so that
+// pd.read_csv(path, header=[0, 1], index_col=[0, 1]) puts mixvae beside ClustPy baselines.
+// Only finished runs fill cells and enter mean/std (ClustPy's std is NumPy's, ddof = 0); a
+// seed a model has no finished run for is an empty cell.
+std::string clustpy_csv(const Report& r);
 
 // One CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break.
 std::string csv_field(const std::string& s);

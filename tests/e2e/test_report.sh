@@ -82,7 +82,7 @@ out="$TMP/out"
 "$MIXVAE" report "$RUNS" --out "$out" --paper "$ROOT/configs/sweeps/table2-paper.csv" \
   --curves "$RUNS/mnist/vade-quick/seed-0" > "$TMP/out.md" 2> "$TMP/out.err"; rc=$?
 [ "$rc" -eq 0 ] && ok "report --out exits 0" || bad "report --out: exit $rc, $(cat "$TMP/out.err")"
-for f in table.md table.csv table.json runs.csv; do
+for f in table.md table.csv table.json runs.csv clustpy.csv; do
   [ -s "$out/$f" ] && ok "--out wrote $f" || bad "--out lacks $f"
 done
 cmp -s "$out/table.md" "$TMP/out.md" && ok "table.md is what stdout shows" || bad "table.md differs from stdout"
@@ -95,6 +95,26 @@ assert len(rows) == 11, len(rows)
 failed = [r for r in rows if r["status"] == "failed"]
 assert len(failed) == 1 and failed[0]["error"] == 'out of memory, rank 1: "cuda"', failed
 assert sum(r["status"] == "unfinished" for r in rows) == 2
+PY
+"$MIXVAE" report "$RUNS" --format clustpy | cmp -s - "$out/clustpy.csv" && ok "--format clustpy prints clustpy.csv" \
+  || bad "--format clustpy differs from clustpy.csv"
+python3 - "$out/clustpy.csv" "$out/runs.csv" <<'PY' && ok "clustpy.csv: ClustPy's layout, the finished runs' scores" || bad "clustpy.csv"
+import csv, statistics, sys
+rows = list(csv.reader(open(sys.argv[1])))
+runs = [r for r in csv.DictReader(open(sys.argv[2])) if r["status"] == "finished"]
+assert rows[0][:2] == ["algorithm", ""] and rows[1][:2] == ["metric", ""], rows[:2]
+cols = list(zip(rows[0][2:], rows[1][2:]))
+assert [m for _, m in cols[:4]] == ["acc", "nmi", "ari", "runtime"], cols
+for r in runs:  # every finished run's ACC sits in its (dataset, seed) row and (model, acc) column
+    line = next(l for l in rows[2:] if l[:2] == [r["dataset"], r["seed"]])
+    assert line[2 + cols.index((r["model"], "acc"))] == r["acc"], (r, line)
+for d in {r["dataset"] for r in runs}:
+    for m in {r["model"] for r in runs if r["dataset"] == d}:
+        accs = [float(r["acc"]) for r in runs if r["dataset"] == d and r["model"] == m and r["acc"]]
+        mean = next(l for l in rows if l[:2] == [d, "mean"])[2 + cols.index((m, "acc"))]
+        std = next(l for l in rows if l[:2] == [d, "std"])[2 + cols.index((m, "acc"))]
+        if accs:
+            assert abs(float(mean) - statistics.fmean(accs)) < 1e-9 and abs(float(std) - statistics.pstdev(accs)) < 1e-9
 PY
 grep -q '| mnist paper |' "$out/table.md" && grep -q '| kdvae-quick | \*\*84.33 ± 1.53\*\* | 83.00 / 84.00 / 86.00 | 97.87 ± 0.10 |' "$out/table.md" \
   && ok "paper column: kdvae-quick reads the kdvae row of table2-paper.csv" || bad "paper column: $(grep kdvae "$out/table.md" | head -1)"

@@ -400,6 +400,30 @@ TEST(ReportFormat, RunsCsvQuotesErrorsWithCommasAndQuotes) {
   EXPECT_CONTAINS(to_markdown(rep), "- mnist/vade/seed-3: out of memory, rank 1: \"cuda\"");
 }
 
+TEST(ReportFormat, ClustpyCsvHasClustpysLayoutAndAggregatesFinishedRunsOnly) {
+  // Two datasets, two models; kdvae has no seed 1 on mnist and a failed seed 2 on har.
+  auto slow = run("kdvae", "mnist", 0, 0.9);
+  slow.seconds = 300;
+  Report rep = build_report(
+      "R", make_tree({run("vade", "mnist", 0, 0.8), run("vade", "mnist", 1, 0.6), slow, run("vade", "har", 2, 0.7),
+                      run("kdvae", "har", 2, std::nullopt, RunStatus::Failed), run("kdvae", "har", 5, 0.5)}));
+  const std::string csv = clustpy_csv(rep);
+  // pandas' to_csv of a (dataset, repetition) x (algorithm, metric) frame: the level names
+  // head the header rows, a blank for the second index column, no index-name row.
+  EXPECT_EQ(csv,
+            "algorithm,,vade,vade,vade,vade,kdvae,kdvae,kdvae,kdvae\n"
+            "metric,,acc,nmi,ari,runtime,acc,nmi,ari,runtime\n"
+            "mnist,0,0.8,0.7,0.6,100,0.9,0.8,0.7,300\n"
+            "mnist,1,0.6,0.5,0.4,100,,,,\n"
+            // mean and population std (np.std) over the finished runs: vade acc {0.8, 0.6}
+            "mnist,mean,0.7,0.6,0.5,100,0.9,0.8,0.7,300\n"
+            "mnist,std,0.1,0.1,0.1,0,0,0,0,0\n"
+            "har,2,0.7,0.6,0.5,100,,,,\n"
+            "har,5,,,,,0.5,0.4,0.3,100\n"
+            "har,mean,0.7,0.6,0.5,100,0.5,0.4,0.3,100\n"
+            "har,std,0,0,0,0,0,0,0,0\n");
+}
+
 TEST(ReportFormat, MarkdownEscapesPipes) {
   auto failed = run("a|b", "mnist", 0, std::nullopt, RunStatus::Failed);
   failed.error = "x | y";
