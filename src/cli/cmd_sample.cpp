@@ -16,7 +16,7 @@ int cmd_sample(dist::Communicator& comm, const Args& args) {
   const std::vector<FlagSpec> spec = {
       {"checkpoint", "checkpoint written by mixvae train", ""},
       {"per-cluster", "samples per cluster (columns of the grid)", "16"},
-      {"seed", "seed of the prior draws", "0"},
+      {"seed", "seed of the prior draws (default: the run's train.seed, which gives the run's own samples.png)", ""},
       {"out", "PNG file to write (one row per cluster)", ""},
   };
   bool help = false;
@@ -37,13 +37,19 @@ int cmd_sample(dist::Communicator& comm, const Args& args) {
     uint64_t seed = 0;
     try {
       n = std::stoll(f.get("per-cluster"));
-      seed = std::stoull(f.get("seed"));
+      if (f.has("seed") && !f.get("seed").empty()) {
+        size_t used = 0;
+        const std::string text = f.get("seed");
+        seed = std::stoull(text, &used);
+        if (used != text.size() || text[0] == '-') throw std::invalid_argument(text);
+      }
     } catch (const std::exception&) {
-      throw UsageError("sample: --per-cluster and --seed must be integers");
+      throw UsageError("sample: --per-cluster must be an integer and --seed a non-negative integer");
     }
     if (n < 1 || n > 1000) throw UsageError("sample: --per-cluster must be in 1..1000");
     RunConfig cfg;
     auto model = train::model_from_checkpoint(f.get("checkpoint"), &cfg);
+    if (!f.has("seed") || f.get("seed").empty()) seed = uint64_t(cfg.train.seed);  // the run's samples.png
     models::set_matmul_precision(cfg.train.precision);  // as trained
     train::write_sample_grid(*model, f.get("out"), n, models::mix_seed(seed, 77));
     log::info("wrote " + f.get("out") + ": " + std::to_string(model->clusters()) + " clusters x " + std::to_string(n) + " samples");

@@ -24,7 +24,7 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("data", "shuffle", c.data.shuffle,
     "shard (each rank reads and shuffles only its rows) | global (every rank holds the file; "
     "the global batch is identical at any world size)");
-  v("model", "name", c.model.name, "model to train: vade");
+  v("model", "name", c.model.name, "model to train, by its registry name:");
   v("model", "clusters", c.model.clusters, "number of clusters K (>= 2)");
   v("model", "latent", c.model.latent, "latent dimension J");
   v("model", "hidden", c.model.hidden, "encoder widths, comma-separated (decoder mirrors them)");
@@ -174,7 +174,12 @@ struct Lister {
   std::string help;
   template <class T> void operator()(const char* s, const char* k, T& field, const char* h) {
     keys[s].push_back(k);
-    help += "  --" + std::string(s) + "." + k + "=" + to_text(field) + "\n      " + h + "\n";
+    help += "  --" + std::string(s) + "." + k + "=" + to_text(field) + "\n      " + h;
+    if (std::string(s) == "model" && std::string(k) == "name") {  // the registry's names, not a list kept here
+      std::string sep = " ";
+      for (const auto& n : registered_model_names()) help += sep + n, sep = " | ";
+    }
+    help += "\n";
   }
 };
 

@@ -2,8 +2,8 @@
 // Process-group communication on raw buffers. Torch-free on purpose: tensor helpers live
 // in dist/tensor_ops.h, so the data and eval layers can use collectives without LibTorch.
 //
-// Back ends: a world of one (no MPI needed, e.g. a plain `mixvae train`) and MPI. NCCL
-// joins later behind the same interface.
+// Back ends: a world of one (no MPI needed, e.g. a plain `mixvae train`), MPI, and NCCL
+// for device buffers (comm_nccl.cpp, built where the CUDA runtime and nccl.h are found).
 #include <cstddef>
 #include <cstdint>
 #include <exception>

@@ -149,8 +149,22 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
     // good checkpoint with a hole.
     sync_or_throw(tmp);
     // The checkpoint being replaced becomes the previous one (the fallback when the new one
-    // is found damaged); a crash between the renames leaves the previous one in place.
-    if (fs::exists(path)) fs::rename(path, previous_checkpoint_path(path));
+    // is found damaged). Through a hard link, so that `path` names a whole checkpoint at
+    // every moment (a `mixvae eval` or `sample` of a running job never finds it missing):
+    // link it as a temporary name, rename that over the previous one, then rename the new
+    // file over `path`; each rename replaces atomically. A file system without hard links
+    // takes two renames (path is missing between them; a crash there leaves the previous
+    // one, which --resume falls back to).
+    if (fs::exists(path)) {
+      const std::string prev = previous_checkpoint_path(path), link = temporary_path(prev);
+      std::error_code ec;
+      fs::remove(link, ec);
+      fs::create_hard_link(path, link, ec);
+      if (!ec)
+        fs::rename(link, prev);
+      else
+        fs::rename(path, prev);
+    }
     fs::rename(tmp, path);
     sync_path(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string(), true);
   } catch (const std::exception& e) {

@@ -9,7 +9,7 @@ source "$(dirname "$0")/common.sh"
 h5dump -H "$TMP/syn.h5" | grep -q 'DATASET "features"' && h5dump -a /num_classes "$TMP/syn.h5" | grep -q "(0): 5" \
   && ok "h5dump reads the prepared file" || bad "h5dump cannot read the prepared file"
 args=(--data.path="$TMP/syn.h5" --model.hidden=128,64 --model.clusters=5 --model.latent=5
-      --pretrain.epochs=5 --train.epochs=4 --train.lr_decay_every=2 --output.progress=false)
+      --pretrain.epochs=5 --train.epochs=4 --train.lr_decay_every=2 --train.seed=7 --output.progress=false)
 if timeout 600 "${MPIRUN[@]}" "$MIXVAE" train "${args[@]}" --output.dir="$TMP/run" > "$TMP/train.log" 2>&1; then
   ok "train on 2 ranks"
 else
@@ -55,6 +55,14 @@ PY
 "$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --per-cluster 4 --out "$TMP/grid.png" >/dev/null \
   && python3 -c "import sys;b=open('$TMP/grid.png','rb').read(8);sys.exit(b!=b'\x89PNG\r\n\x1a\n')" \
   && ok "sample writes a PNG" || bad "sample"
+# Without --seed, sample draws as the run did (its train.seed): the run's own samples.png.
+per=$(sed -n 's/^samples_per_cluster = //p' "$TMP/run/config.ini")
+"$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --per-cluster "$per" --out "$TMP/same.png" >/dev/null \
+  && cmp -s "$TMP/same.png" "$TMP/run/samples.png" && ok "sample without --seed reproduces the run's samples.png" \
+  || bad "sample without --seed differs from samples.png"
+"$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --per-cluster "$per" --seed 0 --out "$TMP/other.png" >/dev/null \
+  && ! cmp -s "$TMP/other.png" "$TMP/run/samples.png" && ok "sample --seed 0 draws other samples" || bad "sample --seed 0"
+expect_error 2 "--seed a non-negative integer" -- "$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --seed -1 --out "$TMP/x.png"
 
 # --resume of a finished run: nothing left to train, same result.
 timeout 300 "${MPIRUN[@]}" "$MIXVAE" train "${args[@]}" --output.dir="$TMP/run" --resume > "$TMP/resume.log" 2>&1 \

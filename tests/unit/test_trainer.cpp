@@ -4,7 +4,9 @@
 #include <torch/torch.h>
 
 #include <hdf5.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 
@@ -623,6 +625,40 @@ TEST_F(TrainerTest, DamagedCheckpointFallsBackToThePreviousOne) {
     for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(torch::equal(got[i], expected[i])) << "parameter " << i;
     EXPECT_EQ(fs::exists(out + "/checkpoint.damaged.h5"), !missing);
   }
+}
+
+// A save never takes checkpoint.h5 away, not even for a moment: a `mixvae eval` of a
+// running job must always find a whole checkpoint there. The directory's inotify events
+// show it: checkpoint.h5 is only ever replaced (moved onto), never moved away or deleted,
+// and the replaced file becomes checkpoint.prev.h5.
+TEST_F(TrainerTest, SavingNeverLeavesTheCheckpointPathMissing) {
+  auto comm = dist::make_self_communicator();
+  train::Trainer t(*comm, small_config(dir / "data.h5", dir / "g", 1));
+  t.run(false);
+  const std::string ck = dir / "g/checkpoint.h5";
+  auto meta = train::read_checkpoint_meta(ck);
+  const int fd = inotify_init1(IN_NONBLOCK);
+  ASSERT_GE(fd, 0);
+  ASSERT_GE(inotify_add_watch(fd, (dir / "g").c_str(), IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE), 0);
+  const auto before = fs::file_size(ck);
+  train::save_checkpoint(ck, t.model(), nullptr, meta);
+  std::vector<std::string> moved_to;
+  alignas(inotify_event) char buf[1 << 16];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;)
+    for (char* p = buf; p < buf + n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(p);
+      const std::string name = ev->len ? ev->name : "";
+      EXPECT_FALSE(name == "checkpoint.h5" && (ev->mask & (IN_MOVED_FROM | IN_DELETE))) << "checkpoint.h5 was taken away";
+      if (ev->mask & IN_MOVED_TO) moved_to.push_back(name);
+      p += sizeof(inotify_event) + ev->len;
+    }
+  close(fd);
+  EXPECT_NE(std::find(moved_to.begin(), moved_to.end(), "checkpoint.h5"), moved_to.end());
+  EXPECT_NE(std::find(moved_to.begin(), moved_to.end(), "checkpoint.prev.h5"), moved_to.end());
+  EXPECT_EQ(fs::file_size(dir / "g/checkpoint.prev.h5"), before);  // the replaced checkpoint
+  EXPECT_NO_THROW(train::verify_checkpoint(ck));
+  EXPECT_NO_THROW(train::verify_checkpoint(dir / "g/checkpoint.prev.h5"));
+  for (const auto& name : test::entries(dir / "g")) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
 }
 
 // A full disk while writing (the file-size limit stands in for it): the save fails with
