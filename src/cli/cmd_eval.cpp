@@ -1,21 +1,111 @@
-// mixvae eval --checkpoint RUN/checkpoint.h5 [--data FILE.h5] [--json]
+// mixvae eval --checkpoint RUN/checkpoint.h5 [--data FILE.h5] [--json] [--assignments FILE.csv|.h5]
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/log.h"
+#include "data/h5.h"
 #include "models/mlp.h"
 #include "train/trainer.h"
 
 namespace mixvae::cli {
+namespace {
+namespace h5 = mixvae::data::h5;
+
+// Every rank's [n_r, w] rows, in rank order (= file order: each rank evaluates its shard),
+// assembled on rank 0; the other ranks get an undefined tensor. A rank without rows may
+// pass any width.
+template <class T> torch::Tensor gather_rows(dist::Communicator& comm, const torch::Tensor& local) {
+  const int64_t n = local.size(0);
+  const int64_t w = comm.all_reduce_value<int64_t>(n > 0 ? local.size(1) : 0, dist::ReduceOp::Max);
+  const std::vector<int64_t> counts = comm.all_gather_value<int64_t>(n);
+  const int64_t most = *std::max_element(counts.begin(), counts.end());
+  std::vector<T> send(static_cast<size_t>(most * w), T(0));
+  if (n > 0 && w > 0) std::memcpy(send.data(), local.contiguous().data_ptr<T>(), sizeof(T) * size_t(n * w));
+  std::vector<T> recv(send.size() * size_t(comm.size()));
+  if (!send.empty()) comm.all_gather(send.data(), recv.data(), send.size(), dist::dtype_of<T>());
+  if (comm.rank() != 0) return {};
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  torch::Tensor out = torch::empty({total, w}, torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+  T* dst = out.data_ptr<T>();
+  for (size_t r = 0; r < counts.size(); ++r) {
+    std::memcpy(dst, recv.data() + r * send.size(), sizeof(T) * size_t(counts[r] * w));
+    dst += counts[r] * w;
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Rank 0: every row's assignment, in file order. CSV: row,cluster,confidence[,label];
+// HDF5: cluster [N], posterior [N,K], embedding [N,J] (and labels [N]). Written whole or
+// not at all (temporary file + rename).
+void write_assignments(const std::string& path, const torch::Tensor& cluster, const torch::Tensor& posterior,
+                       const torch::Tensor& embedding, const torch::Tensor& labels, const std::string& checkpoint,
+                       const std::string& data_path, const std::string& model) {
+  const int64_t n = cluster.size(0);
+  const int64_t* c = cluster.data_ptr<int64_t>();
+  const int64_t* y = labels.defined() ? labels.data_ptr<int64_t>() : nullptr;
+  if (ends_with(path, ".csv")) {
+    torch::Tensor conf = posterior.size(1) > 0 ? std::get<0>(posterior.max(1)).contiguous() : torch::zeros({n});
+    const float* p = conf.data_ptr<float>();
+    std::string out = y ? "row,cluster,confidence,label\n" : "row,cluster,confidence\n";
+    out.reserve(out.size() + size_t(n) * 24);
+    char buf[96];
+    for (int64_t i = 0; i < n; ++i) {
+      int len = y ? std::snprintf(buf, sizeof buf, "%lld,%lld,%.6g,%lld\n", (long long)i, (long long)c[i], double(p[i]),
+                                  (long long)y[i])
+                  : std::snprintf(buf, sizeof buf, "%lld,%lld,%.6g\n", (long long)i, (long long)c[i], double(p[i]));
+      out.append(buf, size_t(len));
+    }
+    write_file_atomic(path, out);
+    return;
+  }
+  const std::string tmp = temporary_path(path);
+  try {
+    {
+      h5::File f = h5::create(tmp);
+      h5::write_attr(f, "format", std::string("mixvae-assignments"));
+      h5::write_attr(f, "checkpoint", checkpoint);
+      h5::write_attr(f, "data", data_path);
+      h5::write_attr(f, "model", model);
+      const hsize_t rows = hsize_t(n);
+      h5::write_array(f, "cluster", c, {rows});
+      h5::write_array(f, "posterior", posterior.data_ptr<float>(), {rows, hsize_t(posterior.size(1))});
+      h5::write_array(f, "embedding", embedding.data_ptr<float>(), {rows, hsize_t(embedding.size(1))});
+      if (y) h5::write_array(f, "labels", y, {rows});
+      f.close();
+    }
+    std::filesystem::rename(tmp, path);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw DataError(path + ": cannot write assignments: " + e.what());
+  }
+}
+
+}  // namespace
 
 int cmd_eval(dist::Communicator& comm, const Args& args) {
-  const std::string usage = "mixvae eval --checkpoint RUN/checkpoint.h5 [--data FILE.h5] [--json]";
+  const std::string usage =
+      "mixvae eval --checkpoint RUN/checkpoint.h5 [--data FILE.h5] [--json] [--assignments FILE.csv|FILE.h5]";
   const std::vector<FlagSpec> spec = {
       {"checkpoint", "checkpoint written by mixvae train", ""},
       {"data", "HDF5 file to evaluate on (default: the file the run trained on)", ""},
       {"json", "print one JSON object instead of a line", "", true},
+      {"assignments",
+       "also write every row's cluster, in file order: FILE.csv (row,cluster,confidence[,label]) or FILE.h5 "
+       "(cluster [N], posterior q(c|x) [N,K], embedding [N,J], labels [N])",
+       ""},
   };
   bool help = false;
   Flags f;
@@ -25,6 +115,15 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     f = parse_flags("eval", usage, spec, args, &help);
     if (help) return;
     if (!f.has("checkpoint")) throw UsageError("eval: --checkpoint is required");
+    const std::string a = f.get("assignments");
+    if (f.has("assignments") && !(ends_with(a, ".csv") || ends_with(a, ".h5") || ends_with(a, ".hdf5")))
+      throw UsageError("eval: --assignments '" + a + "' must end in .csv or .h5");
+    if (f.has("assignments")) {  // before the evaluation, not after it
+      const std::filesystem::path dir = std::filesystem::path(a).parent_path();
+      std::error_code ec;
+      if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+        throw UsageError("eval: --assignments " + a + ": no such folder " + dir.string());
+    }
     std::vector<std::string> ov;
     if (f.has("data")) ov.push_back("--data.path=" + f.get("data"));
     ov.push_back("--data.shuffle=shard");
@@ -36,7 +135,22 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     return kExitOk;
   }
   train::TrainData data = train::load_train_data(comm, cfg);
-  train::EvalResult r = train::evaluate(comm, *model, data);
+  const bool want_rows = f.has("assignments") && !f.get("assignments").empty();
+  train::RowResults rows;
+  train::EvalResult r = train::evaluate(comm, *model, data, 2000, want_rows ? &rows : nullptr);
+  if (want_rows) {
+    torch::Tensor cluster = gather_rows<int64_t>(comm, rows.cluster.view({-1, 1}));
+    torch::Tensor posterior = gather_rows<float>(comm, rows.posterior);
+    torch::Tensor embedding = gather_rows<float>(comm, rows.embedding);
+    torch::Tensor labels;
+    if (r.has_labels)
+      labels = gather_rows<int64_t>(comm, data.y.slice(0, data.eval_begin, data.eval_end).reshape({-1, 1}).contiguous());
+    dist::agree(comm, [&] {
+      if (comm.rank() != 0) return;
+      write_assignments(f.get("assignments"), cluster.view({-1}), posterior, embedding,
+                        labels.defined() ? labels.view({-1}) : labels, f.get("checkpoint"), data.path, cfg.model.name);
+    });
+  }
   if (comm.rank() == 0) {
     nlohmann::json j = {{"checkpoint", f.get("checkpoint")}, {"data", data.path}, {"samples", r.samples},
                         {"occupancy", r.occupancy}, {"empty_clusters", r.empty_clusters}, {"mean_entropy", r.mean_entropy}};

@@ -12,16 +12,27 @@ torch::Tensor map_rows(const torch::Tensor& x, int64_t batch, const std::functio
   return out.empty() ? empty : torch::cat(out);
 }
 
-EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data, int64_t batch) {
+EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data, int64_t batch,
+                    RowResults* rows) {
   torch::NoGradGuard ng;
   const int64_t k = model.clusters();
   torch::Tensor x = data.x.slice(0, data.eval_begin, data.eval_end);
   double entropy = 0;
+  std::vector<torch::Tensor> posteriors, embeddings;
   torch::Tensor pred = map_rows(x, batch, [&](const torch::Tensor& xb) {
     torch::Tensor q = model.posterior(xb);
     entropy -= (q * q.clamp_min(1e-30).log()).sum().item<double>();
+    if (rows) {
+      posteriors.push_back(q.to(torch::kCPU, torch::kFloat32));
+      embeddings.push_back(model.embed(xb).to(torch::kCPU, torch::kFloat32));
+    }
     return q.argmax(1);
   }, torch::empty({0}, torch::kInt64)).to(torch::kCPU).contiguous();
+  if (rows) {
+    rows->cluster = pred;
+    rows->posterior = posteriors.empty() ? torch::empty({0, k}) : torch::cat(posteriors).contiguous();
+    rows->embedding = embeddings.empty() ? torch::empty({0, 0}) : torch::cat(embeddings).contiguous();
+  }
 
   EvalResult r;
   r.has_labels = data.y.defined() && data.num_classes > 0;

@@ -27,8 +27,18 @@ struct EvalResult {
   std::vector<std::vector<int64_t>> contingency;
 };
 
+// Per-row results of this rank's evaluation rows, in their order (`mixvae eval
+// --assignments`): the assigned cluster, q(c|x) and the model's embedding (embed(): the
+// latent mean; k-DVAE/k-DAE: that of the model they started from).
+struct RowResults {
+  torch::Tensor cluster;    // [n] int64
+  torch::Tensor posterior;  // [n, K] float32
+  torch::Tensor embedding;  // [n, J] float32
+};
+
+// `rows`, when given, receives this rank's per-row results (on the CPU).
 EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data,
-                    int64_t batch = 2000);
+                    int64_t batch = 2000, RowResults* rows = nullptr);
 
 // fn applied to x in chunks of `batch` rows without gradients, results concatenated
 // along dim 0 (`empty` when x has no rows).

@@ -52,6 +52,31 @@ import json, sys
 r, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert e["contingency"] == r["contingency"] and e["cluster_class"] == r["cluster_class"], (e, r)
 PY
+# Every row's cluster, in file order, on 1 and on 2 ranks: the same assignments, and they
+# are the ones behind result.json's table.
+"$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5" --assignments "$TMP/as1.csv" >/dev/null \
+  && timeout 120 "${MPIRUN[@]}" "$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5" --assignments "$TMP/as2.csv" >/dev/null \
+  && cmp -s "$TMP/as1.csv" "$TMP/as2.csv" && ok "eval --assignments: the same CSV on 1 and 2 ranks" \
+  || bad "eval --assignments on 1 vs 2 ranks"
+python3 - "$TMP/as1.csv" "$TMP/run/result.json" <<'PY' && ok "assignments.csv: one row per sample, result.json's contingency" || bad "assignments.csv"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+r = json.load(open(sys.argv[2]))
+assert list(rows[0].keys()) == ["row", "cluster", "confidence", "label"], rows[0].keys()
+assert [int(x["row"]) for x in rows] == list(range(2000))
+t = [[0] * len(r["contingency"][0]) for _ in r["contingency"]]
+for x in rows:
+    t[int(x["cluster"])][int(x["label"])] += 1
+    assert 0 < float(x["confidence"]) <= 1
+assert t == r["contingency"], (t, r["contingency"])
+PY
+timeout 120 "${MPIRUN[@]}" "$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5" --assignments "$TMP/as.h5" >/dev/null \
+  && h5dump -H "$TMP/as.h5" > "$TMP/as.txt" && grep -A2 'DATASET "cluster"' "$TMP/as.txt" | grep -q '( 2000 )' \
+  && grep -A2 'DATASET "posterior"' "$TMP/as.txt" | grep -q '( 2000, 5 )' \
+  && grep -A2 'DATASET "embedding"' "$TMP/as.txt" | grep -q '( 2000, 5 )' && grep -q 'DATASET "labels"' "$TMP/as.txt" \
+  && ok "eval --assignments FILE.h5: cluster, posterior, embedding, labels" || bad "assignments.h5: $(head -c 300 "$TMP/as.txt")"
+expect_error 2 "must end in .csv or .h5" -- "$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5" --assignments "$TMP/a.txt"
+expect_error 2 "no such folder" -- "$MIXVAE" eval --checkpoint "$TMP/run/checkpoint.h5" --assignments "$TMP/none/a.csv"
 "$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --per-cluster 4 --out "$TMP/grid.png" >/dev/null \
   && python3 -c "import sys;b=open('$TMP/grid.png','rb').read(8);sys.exit(b!=b'\x89PNG\r\n\x1a\n')" \
   && ok "sample writes a PNG" || bad "sample"
