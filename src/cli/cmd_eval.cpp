@@ -137,7 +137,7 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
   train::TrainData data = train::load_train_data(comm, cfg);
   const bool want_rows = f.has("assignments") && !f.get("assignments").empty();
   train::RowResults rows;
-  train::EvalResult r = train::evaluate(comm, *model, data, 2000, want_rows ? &rows : nullptr);
+  train::EvalResult r = train::evaluate(comm, *model, data, 0, want_rows ? &rows : nullptr);
   if (want_rows) {
     torch::Tensor cluster = gather_rows<int64_t>(comm, rows.cluster.view({-1, 1}));
     torch::Tensor posterior = gather_rows<float>(comm, rows.posterior);

@@ -46,6 +46,9 @@ class ClusteringModel : public torch::nn::Module {
   // q(c|x), [B, K], deterministic (encoder means).
   virtual torch::Tensor posterior(const torch::Tensor& x) = 0;
   virtual torch::Tensor assign(const torch::Tensor& x) { return posterior(x).argmax(1); }
+  // Rows per posterior() call when evaluating (bounds the evaluation's memory: a model
+  // whose posterior runs k networks makes [k, rows, D] temporaries).
+  virtual int64_t eval_batch_rows() const { return 2000; }
   // Decoder means of n draws from cluster c's prior, [n, D].
   virtual torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) = 0;
 

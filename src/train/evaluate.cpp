@@ -16,6 +16,7 @@ EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, co
                     RowResults* rows) {
   torch::NoGradGuard ng;
   const int64_t k = model.clusters();
+  if (batch <= 0) batch = model.eval_batch_rows();
   torch::Tensor x = data.x.slice(0, data.eval_begin, data.eval_end);
   double entropy = 0;
   std::vector<torch::Tensor> posteriors, embeddings;

@@ -37,8 +37,9 @@ struct RowResults {
 };
 
 // `rows`, when given, receives this rank's per-row results (on the CPU).
+// batch 0: the model's eval_batch_rows().
 EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data,
-                    int64_t batch = 2000, RowResults* rows = nullptr);
+                    int64_t batch = 0, RowResults* rows = nullptr);
 
 // fn applied to x in chunks of `batch` rows without gradients, results concatenated
 // along dim 0 (`empty` when x has no rows).
