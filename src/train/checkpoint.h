@@ -45,6 +45,10 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
 // missing, truncated or foreign file.
 CheckpointMeta read_checkpoint_meta(const std::string& path);
 
+// The start of the `model` field of a seed ensemble's checkpoint (train --seeds):
+// "vade-ensemble seeds=0,1,...". It holds S stacked models, not one.
+inline constexpr const char* kEnsembleModelTag = "vade-ensemble";
+
 // Where save_checkpoint keeps the checkpoint it replaced: "checkpoint.prev.h5".
 std::string previous_checkpoint_path(const std::string& path);
 // Reads a checkpoint completely and checks its checksum; DataError naming the problem.

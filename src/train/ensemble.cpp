@@ -64,7 +64,7 @@ EnsembleTrainer::EnsembleTrainer(dist::Communicator& comm, RunConfig cfg, std::v
 
 EnsembleTrainer::~EnsembleTrainer() = default;
 
-std::string EnsembleTrainer::tag() const { return "vade-ensemble seeds=" + join_seeds(seeds_); }
+std::string EnsembleTrainer::tag() const { return std::string(kEnsembleModelTag) + " seeds=" + join_seeds(seeds_); }
 std::string EnsembleTrainer::checkpoint_path() const { return (fs::path(state_dir_) / "checkpoint.h5").string(); }
 
 std::vector<torch::Tensor> EnsembleTrainer::member_parameters(size_t i) {

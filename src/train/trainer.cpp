@@ -762,6 +762,9 @@ namespace mixvae::train {
 std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string& path, RunConfig* cfg,
                                                                const std::vector<std::string>& overrides) {
   CheckpointMeta meta = read_checkpoint_meta(path);
+  if (meta.model.rfind(kEnsembleModelTag, 0) == 0)
+    throw UsageError(path + ": the checkpoint of a seed ensemble (" + meta.model + "); use one run's own, " +
+                     (fs::path(path).parent_path().parent_path() / "seed-<s>" / "checkpoint.h5").string());
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
   auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);
   load_checkpoint(path, *model, nullptr);

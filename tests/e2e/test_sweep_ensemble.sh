@@ -77,6 +77,14 @@ diff <(results "$TMP/u") <(results "$TMP/c") > "$TMP/diff.txt" && ok "preempted 
 "$MIXVAE" report "$TMP/t" > "$TMP/t-report.md" 2>&1 && grep -q "2 runs: 2 finished" "$TMP/t-report.md" \
   && grep -q "| vade | " "$TMP/t-report.md" && ok "report reads the seed folders of train --seeds" \
   || bad "report of train --seeds: $(head -5 "$TMP/t-report.md")"
+# Each seed's folder holds a normal checkpoint for eval/sample; the ensemble's own state
+# file is refused with a pointer to them.
+"$MIXVAE" eval --checkpoint "$TMP/t/seed-6/checkpoint.h5" > /dev/null && ok "eval reads one seed of train --seeds" \
+  || bad "eval of t/seed-6/checkpoint.h5"
+expect_error 2 "the checkpoint of a seed ensemble .*use one run's own, .*t/seed-<s>/checkpoint.h5" -- \
+  "$MIXVAE" eval --checkpoint "$TMP/t/ensemble/checkpoint.h5"
+expect_error 2 "the checkpoint of a seed ensemble" -- "$MIXVAE" sample --checkpoint "$TMP/t/ensemble/checkpoint.h5" \
+  --out "$TMP/e.png"
 expect_error 2 "no batched ensemble yet" -- "$MIXVAE" train --config configs/experiments/smoke-kdvae.ini \
   --data.path="$TMP/smoke.h5" --output.dir="$TMP/k" --seeds 0-1
 expect_error 2 "seeds_per_process must be a positive integer" -- "$MIXVAE" sweep --config configs/sweeps/smoke.ini \
