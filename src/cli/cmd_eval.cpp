@@ -42,8 +42,10 @@ template <class T> torch::Tensor gather_rows(dist::Communicator& comm, const tor
   return out;
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+// The --assignments format by its extension: "csv", "h5" or "" (neither).
+std::string assignments_format(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  return ext == ".csv" ? "csv" : ext == ".h5" || ext == ".hdf5" ? "h5" : "";
 }
 
 // Rank 0: every row's assignment, in file order. CSV: row,cluster,confidence[,label];
@@ -55,7 +57,7 @@ void write_assignments(const std::string& path, const torch::Tensor& cluster, co
   const int64_t n = cluster.size(0);
   const int64_t* c = cluster.data_ptr<int64_t>();
   const int64_t* y = labels.defined() ? labels.data_ptr<int64_t>() : nullptr;
-  if (ends_with(path, ".csv")) {
+  if (assignments_format(path) == "csv") {
     torch::Tensor conf = posterior.size(1) > 0 ? std::get<0>(posterior.max(1)).contiguous() : torch::zeros({n});
     const float* p = conf.data_ptr<float>();
     std::string out = y ? "row,cluster,confidence,label\n" : "row,cluster,confidence\n";
@@ -70,27 +72,19 @@ void write_assignments(const std::string& path, const torch::Tensor& cluster, co
     write_file_atomic(path, out);
     return;
   }
-  const std::string tmp = temporary_path(path);
-  try {
-    {
-      h5::File f = h5::create(tmp);
-      h5::write_attr(f, "format", std::string("mixvae-assignments"));
-      h5::write_attr(f, "checkpoint", checkpoint);
-      h5::write_attr(f, "data", data_path);
-      h5::write_attr(f, "model", model);
-      const hsize_t rows = hsize_t(n);
-      h5::write_array(f, "cluster", c, {rows});
-      h5::write_array(f, "posterior", posterior.data_ptr<float>(), {rows, hsize_t(posterior.size(1))});
-      h5::write_array(f, "embedding", embedding.data_ptr<float>(), {rows, hsize_t(embedding.size(1))});
-      if (y) h5::write_array(f, "labels", y, {rows});
-      f.close();
-    }
-    std::filesystem::rename(tmp, path);
-  } catch (const std::exception& e) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw DataError(path + ": cannot write assignments: " + e.what());
-  }
+  write_atomically(path, "assignments", [&](const std::string& tmp) {
+    h5::File f = h5::create(tmp);
+    h5::write_attr(f, "format", std::string("mixvae-assignments"));
+    h5::write_attr(f, "checkpoint", checkpoint);
+    h5::write_attr(f, "data", data_path);
+    h5::write_attr(f, "model", model);
+    const hsize_t rows = hsize_t(n);
+    h5::write_array(f, "cluster", c, {rows});
+    h5::write_array(f, "posterior", posterior.data_ptr<float>(), {rows, hsize_t(posterior.size(1))});
+    h5::write_array(f, "embedding", embedding.data_ptr<float>(), {rows, hsize_t(embedding.size(1))});
+    if (y) h5::write_array(f, "labels", y, {rows});
+    f.close();
+  });
 }
 
 }  // namespace
@@ -115,10 +109,9 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     f = parse_flags("eval", usage, spec, args, &help);
     if (help) return;
     if (!f.has("checkpoint")) throw UsageError("eval: --checkpoint is required");
-    const std::string a = f.get("assignments");
-    if (f.has("assignments") && !(ends_with(a, ".csv") || ends_with(a, ".h5") || ends_with(a, ".hdf5")))
-      throw UsageError("eval: --assignments '" + a + "' must end in .csv or .h5");
-    if (f.has("assignments")) {  // before the evaluation, not after it
+    if (f.has("assignments")) {  // checked before the evaluation, not after it
+      const std::string a = f.get("assignments");
+      if (assignments_format(a).empty()) throw UsageError("eval: --assignments '" + a + "' must end in .csv or .h5");
       const std::filesystem::path dir = std::filesystem::path(a).parent_path();
       std::error_code ec;
       if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
@@ -135,7 +128,7 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     return kExitOk;
   }
   train::TrainData data = train::load_train_data(comm, cfg);
-  const bool want_rows = f.has("assignments") && !f.get("assignments").empty();
+  const bool want_rows = f.has("assignments");
   train::RowResults rows;
   train::EvalResult r = train::evaluate(comm, *model, data, 0, want_rows ? &rows : nullptr);
   if (want_rows) {

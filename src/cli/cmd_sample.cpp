@@ -1,12 +1,12 @@
 // mixvae sample --checkpoint RUN/checkpoint.h5 --per-cluster 16 --out grid.png
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "train/sample_grid.h"
 #include "models/mlp.h"
-#include "models/noise.h"
 #include "train/trainer.h"
 
 namespace mixvae::cli {
@@ -34,10 +34,10 @@ int cmd_sample(dist::Communicator& comm, const Args& args) {
   dist::agree(comm, [&] {
     if (comm.rank() != 0) return;
     int64_t n = 0;
-    uint64_t seed = 0;
+    std::optional<uint64_t> seed;  // default: the run's own
     try {
       n = std::stoll(f.get("per-cluster"));
-      if (f.has("seed") && !f.get("seed").empty()) {
+      if (f.has("seed")) {
         size_t used = 0;
         const std::string text = f.get("seed");
         seed = std::stoull(text, &used);
@@ -49,9 +49,8 @@ int cmd_sample(dist::Communicator& comm, const Args& args) {
     if (n < 1 || n > 1000) throw UsageError("sample: --per-cluster must be in 1..1000");
     RunConfig cfg;
     auto model = train::model_from_checkpoint(f.get("checkpoint"), &cfg);
-    if (!f.has("seed") || f.get("seed").empty()) seed = uint64_t(cfg.train.seed);  // the run's samples.png
     models::set_matmul_precision(cfg.train.precision);  // as trained
-    train::write_sample_grid(*model, f.get("out"), n, models::mix_seed(seed, 77));
+    train::write_sample_grid(*model, f.get("out"), n, seed.value_or(uint64_t(cfg.train.seed)));
     log::info("wrote " + f.get("out") + ": " + std::to_string(model->clusters()) + " clusters x " + std::to_string(n) + " samples");
   });
   return kExitOk;

@@ -111,9 +111,7 @@ std::vector<std::string> artifacts_of(const RunConfig& cfg, int ranks_per_run) {
     Shape sh;
     sh.recipe = model->recipe(cfg);
     const models::ClusteringModel::StartFrom from = model->start_from();
-    if (!from.checkpoint.empty())
-      for (size_t i = 0; i < sh.recipe.size(); ++i)
-        if (sh.recipe[i].artifact == from.family) sh.started_through = int64_t(i);
+    if (!from.checkpoint.empty()) sh.started_through = models::last_stage_of(sh.recipe, from.family);
     it = shapes.emplace(key_cfg.to_ini(), std::move(sh)).first;
   }
   const Shape& sh = it->second;

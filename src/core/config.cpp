@@ -17,6 +17,13 @@ namespace po = boost::program_options;
 namespace mixvae {
 namespace {
 
+// The registry's model names joined by sep (registered before any config is read).
+std::string model_names_joined(const std::string& sep) {
+  std::string out;
+  for (const auto& n : registered_model_names()) out += (out.empty() ? "" : sep) + n;
+  return out;
+}
+
 // Every key once: section, name, field, help. Visitors register them with
 // Program_options, print them as INI, or list them for help and error messages.
 template <class V> void visit(RunConfig& c, V& v) {
@@ -24,7 +31,7 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("data", "shuffle", c.data.shuffle,
     "shard (each rank reads and shuffles only its rows) | global (every rank holds the file; "
     "the global batch is identical at any world size)");
-  v("model", "name", c.model.name, "model to train, by its registry name:");
+  v("model", "name", c.model.name, "model to train: " + model_names_joined(" | "));
   v("model", "clusters", c.model.clusters, "number of clusters K (>= 2)");
   v("model", "latent", c.model.latent, "latent dimension J");
   v("model", "hidden", c.model.hidden, "encoder widths, comma-separated (decoder mirrors them)");
@@ -144,9 +151,9 @@ template <class T> T get_option(const RunConfig& c, const std::string& full_key)
 struct Register {
   bool all_sections = true;
   po::options_description& desc;
-  template <class T> void operator()(const char* s, const char* k, T& field, const char* help) {
+  template <class T> void operator()(const char* s, const char* k, T& field, const std::string& help) {
     std::string name = std::string(s) + "." + k;
-    desc.add_options()(name.c_str(), po::value<T>(&field), help);
+    desc.add_options()(name.c_str(), po::value<T>(&field), help.c_str());
   }
 };
 
@@ -162,7 +169,7 @@ struct Printer {
   bool all_sections = false;
   std::map<std::string, std::vector<std::string>> lines;
   std::vector<std::string> order;
-  template <class T> void operator()(const char* s, const char* k, T& field, const char*) {
+  template <class T> void operator()(const char* s, const char* k, T& field, const std::string&) {
     if (!lines.count(s)) order.push_back(s);
     lines[s].push_back(std::string(k) + " = " + to_text(field));
   }
@@ -172,14 +179,9 @@ struct Lister {
   bool all_sections = true;
   std::map<std::string, std::vector<std::string>> keys;
   std::string help;
-  template <class T> void operator()(const char* s, const char* k, T& field, const char* h) {
+  template <class T> void operator()(const char* s, const char* k, T& field, const std::string& h) {
     keys[s].push_back(k);
-    help += "  --" + std::string(s) + "." + k + "=" + to_text(field) + "\n      " + h;
-    if (std::string(s) == "model" && std::string(k) == "name") {  // the registry's names, not a list kept here
-      std::string sep = " ";
-      for (const auto& n : registered_model_names()) help += sep + n, sep = " | ";
-    }
-    help += "\n";
+    help += "  --" + std::string(s) + "." + k + "=" + to_text(field) + "\n      " + h + "\n";
   }
 };
 
@@ -308,15 +310,9 @@ void RunConfig::validate() const {
                      (flagged ? " (given as --" + key + "=" + flag->second + ")" : ""));
   };
   if (data.shuffle != "shard" && data.shuffle != "global") bad("data.shuffle", "must be 'shard' or 'global', got '" + data.shuffle + "'");
-  if (!registered_model_names().empty()) {
-    bool known = false;
-    std::string names;
-    for (const auto& n : registered_model_names()) {
-      known = known || n == model.name;
-      names += (names.empty() ? "" : ", ") + n;
-    }
-    if (!known) bad("model.name", "must be one of: " + names + " (got '" + model.name + "')");
-  }
+  const auto& names = registered_model_names();
+  if (!names.empty() && std::find(names.begin(), names.end(), model.name) == names.end())
+    bad("model.name", "must be one of: " + model_names_joined(", ") + " (got '" + model.name + "')");
   for (const auto& spec : registered_options()) {  // every registered option parses as its type
     const std::string full = spec.section + "." + spec.key;
     switch (spec.type) {

@@ -65,6 +65,25 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   sync_path(dir.empty() ? "." : dir.string(), true);
 }
 
+void write_atomically(const std::string& path, const std::string& what,
+                      const std::function<void(const std::string& tmp)>& write) {
+  const std::string tmp = temporary_path(path);
+  try {
+    write(tmp);
+    sync_or_throw(tmp);
+    fs::rename(tmp, path);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    std::string reason = e.what();
+    for (const std::string& name : {tmp + ": ", path + ": "})  // the reason often starts with the file
+      if (reason.compare(0, name.size(), name) == 0) reason = reason.substr(name.size());
+    throw data_error(path, "cannot write " + what + ": " + reason);
+  }
+  const fs::path dir = fs::path(path).parent_path();
+  sync_path(dir.empty() ? "." : dir.string(), true);
+}
+
 DirLock DirLock::acquire(const std::string& dir) {
   const std::string path = (fs::path(dir) / ".mixvae.lock").string();
   DirLock lock;

@@ -2,6 +2,7 @@
 // Small file helpers every writer of results shares: whole-file reads with a one-line
 // error, and atomic writes (temporary file in the same folder, fsync, rename), so a crash
 // or a full disk never leaves half a file where a reader would find it.
+#include <functional>
 #include <string>
 
 namespace mixvae {
@@ -21,6 +22,13 @@ void sync_or_throw(const std::string& path);
 // Writes text to path atomically: PATH.tmp.<pid>, flushed and fsynced, renamed over PATH,
 // the folder fsynced. DataError "PATH: cannot write: reason"; no temporary file is left.
 void write_file_atomic(const std::string& path, const std::string& text);
+
+// The same for a file of any format: `write` creates it at the temporary path it is given
+// (an HDF5 file, say); then fsync, rename over PATH, folder fsync. Any failure: DataError
+// "PATH: cannot write WHAT: reason" (the temporary name dropped from the reason), and no
+// temporary file is left.
+void write_atomically(const std::string& path, const std::string& what,
+                      const std::function<void(const std::string& tmp)>& write);
 
 // fsync of a file or (directory = true) a folder; returns 0 or the errno. Folders are
 // best effort for callers: some file systems refuse fsync on them.

@@ -36,6 +36,15 @@ struct Stage {
   std::string artifact;
 };
 
+// The last stage of `recipe` whose artifact family is `artifact`, -1 when none: the stage
+// a run that starts from another run's checkpoint (ClusteringModel::start_from) replaces,
+// with every stage before it.
+inline int64_t last_stage_of(const std::vector<Stage>& recipe, const std::string& artifact) {
+  for (size_t i = recipe.size(); i-- > 0;)
+    if (recipe[i].artifact == artifact) return int64_t(i);
+  return -1;
+}
+
 class ClusteringModel : public torch::nn::Module {
  public:
   virtual std::string name() const = 0;

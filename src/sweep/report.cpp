@@ -785,17 +785,11 @@ std::string clustpy_csv(const Report& r) {
         for (const auto& [key, run] : done)
           if (key.first == m)
             if (auto x = value(*run, i)) v.push_back(*x);
-        if (v.empty()) {
-          mean_row.push_back("");
-          std_row.push_back("");
-          continue;
-        }
-        double mean = 0, ss = 0;
-        for (double x : v) mean += x;
-        mean /= double(v.size());
-        for (double x : v) ss += (x - mean) * (x - mean);
-        mean_row.push_back(num(mean));
-        std_row.push_back(num(std::sqrt(ss / double(v.size()))));  // ddof = 0, as np.std
+        const std::optional<Summary> sm = summarize(v);
+        // ClustPy aggregates with np.std (ddof = 0): the sample std times sqrt((n - 1) / n).
+        const double pstd = sm && sm->std ? *sm->std * std::sqrt(double(sm->n - 1) / double(sm->n)) : 0.0;
+        mean_row.push_back(sm ? num(sm->mean) : "");
+        std_row.push_back(sm ? num(pstd) : "");
       }
     out += csv_row(mean_row) + csv_row(std_row);
   }

@@ -131,29 +131,21 @@ void save_pretrained(const std::string& path, const PretrainKey& key, const std:
                      const std::string& source) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  const std::string tmp = temporary_path(path);
-  try {
-    {
-      h5::File f = h5::create(tmp);
-      for (size_t i = 0; i < params.size(); ++i) {
-        torch::Tensor c = params[i].detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
-        std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
-        h5::write_array<float>(f, "params/" + std::to_string(i), c.data_ptr<float>(), dims);
-      }
-      h5::write_attr(f, "format", std::string("mixvae-pretrained"));
-      h5::write_attr(f, "key", key.text);
-      h5::write_attr(f, "count", int64_t(params.size()));
-      h5::write_attr(f, "source", source);
-      h5::write_attr(f, "sha256", params_digest(params));
-      f.flush();
-      f.close();
+  write_atomically(path, "pretraining artifact", [&](const std::string& tmp) {
+    h5::File f = h5::create(tmp);
+    for (size_t i = 0; i < params.size(); ++i) {
+      torch::Tensor c = params[i].detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
+      std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
+      h5::write_array<float>(f, "params/" + std::to_string(i), c.data_ptr<float>(), dims);
     }
-    sync_or_throw(tmp);
-    fs::rename(tmp, path);
-  } catch (const std::exception& e) {
-    fs::remove(tmp, ec);
-    throw DataError(path + ": cannot write pretraining artifact: " + e.what());
-  }
+    h5::write_attr(f, "format", std::string("mixvae-pretrained"));
+    h5::write_attr(f, "key", key.text);
+    h5::write_attr(f, "count", int64_t(params.size()));
+    h5::write_attr(f, "source", source);
+    h5::write_attr(f, "sha256", params_digest(params));
+    f.flush();
+    f.close();
+  });
 }
 
 }  // namespace mixvae::train

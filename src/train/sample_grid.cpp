@@ -4,13 +4,14 @@
 #include <vector>
 
 #include "eval/png_grid.h"
+#include "models/noise.h"
 
 namespace mixvae::train {
 
-void write_sample_grid(models::ClusteringModel& model, const std::string& path, int64_t per_cluster, uint64_t seed) {
+void write_sample_grid(models::ClusteringModel& model, const std::string& path, int64_t per_cluster, uint64_t run_seed) {
   torch::NoGradGuard ng;
   const int64_t k = model.clusters(), n = per_cluster;
-  torch::Generator gen = torch::make_generator<torch::CPUGeneratorImpl>(seed);
+  torch::Generator gen = torch::make_generator<torch::CPUGeneratorImpl>(models::mix_seed(run_seed, 77));
   std::vector<torch::Tensor> rows;
   for (int64_t c = 0; c < k; ++c) {
     torch::Tensor s = model.sample(c, n, gen);

@@ -9,6 +9,8 @@
 
 namespace mixvae::train {
 
-void write_sample_grid(models::ClusteringModel& model, const std::string& path, int64_t per_cluster, uint64_t seed);
+// The draws come from a generator derived from `run_seed`: a run's samples.png and
+// `mixvae sample` with the run's seed give the same grid.
+void write_sample_grid(models::ClusteringModel& model, const std::string& path, int64_t per_cluster, uint64_t run_seed);
 
 }  // namespace mixvae::train

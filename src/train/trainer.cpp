@@ -641,9 +641,7 @@ std::string Trainer::load_start_from() {
 int64_t Trainer::start_from_run(const std::vector<models::Stage>& recipe, const std::string& path) {
   if (path.empty()) return 0;
   const std::string family = model_->start_from().family;
-  int64_t v = -1;
-  for (size_t i = 0; i < recipe.size(); ++i)
-    if (recipe[i].artifact == family) v = int64_t(i);
+  const int64_t v = models::last_stage_of(recipe, family);
   if (v < 0) throw std::logic_error(model_->name() + ": start_from names family '" + family + "', not in the recipe");
   const double t0 = now_s();
   model_->set_stage(v);
@@ -752,8 +750,7 @@ void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, con
   }
   write_file_atomic((dir / "result.json").string(), j.dump(2) + "\n");
 
-  write_sample_grid(model, (dir / "samples.png").string(), cfg.output.samples_per_cluster,
-                    models::mix_seed(cfg.train.seed, 77));
+  write_sample_grid(model, (dir / "samples.png").string(), cfg.output.samples_per_cluster, uint64_t(cfg.train.seed));
 }
 
 }  // namespace mixvae::train
