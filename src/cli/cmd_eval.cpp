@@ -121,6 +121,12 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     if (f.has("data")) ov.push_back("--data.path=" + f.get("data"));
     ov.push_back("--data.shuffle=shard");
     model = train::model_from_checkpoint(f.get("checkpoint"), &cfg, ov);
+    std::error_code ec;
+    if (!f.has("data") && !std::filesystem::exists(cfg.data.path, ec))
+      throw UsageError("eval: " + f.get("checkpoint") + ": the data file the run trained on, " + cfg.data.path +
+                       ", is not there" +
+                       (std::filesystem::path(cfg.data.path).is_relative() ? " (from this folder)" : "") +
+                       "; give it with --data FILE.h5");
     models::set_matmul_precision(cfg.train.precision);  // as trained
   });
   if (help) {

@@ -128,6 +128,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::o
       h5::write_attr(f, "dataset", meta.dataset);
       h5::write_attr(f, "config", meta.config_ini);
       h5::write_attr(f, "config_hash", meta.config_hash);
+      if (!meta.data_file.empty()) h5::write_attr(f, "data_file", meta.data_file);
       h5::write_attr(f, "world_size", meta.world_size);
       if (meta.rollbacks > 0) {
         h5::write_attr(f, "lr_scale", meta.lr_scale);
@@ -198,6 +199,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   m.dataset = need_str("dataset");
   m.config_ini = need_str("config");
   m.config_hash = need_str("config_hash");
+  m.data_file = h5::read_attr_string(f, "data_file").value_or("");
   m.world_size = need_int("world_size");
   m.lr_scale = h5::read_attr_double(f, "lr_scale").value_or(1.0);
   m.rollbacks = h5::read_attr_int(f, "rollbacks").value_or(0);

@@ -24,6 +24,10 @@ struct CheckpointMeta {
   std::string dataset;     // dataset name attribute of the training file
   std::string config_ini;  // fully resolved config
   std::string config_hash;
+  // The data file as an absolute path, resolved where the run was started (config_ini keeps
+  // data.path as the user wrote it, which may be relative to that folder). "" in
+  // checkpoints written before it was recorded.
+  std::string data_file;
   int64_t world_size = 1;
   // Mid-epoch position (a stop at a step boundary): `step` steps of epoch `epoch` + 1 are
   // done; the epoch's running sums (global, over all ranks) let the resumed run log the

@@ -229,6 +229,9 @@ CheckpointMeta checkpoint_meta(const RunConfig& cfg, const std::string& model, c
   meta.dataset = data.name;
   meta.config_ini = cfg.to_ini();
   meta.config_hash = cfg.hash();
+  std::error_code ec;
+  const fs::path abs = fs::absolute(cfg.data.path, ec);
+  meta.data_file = ec ? std::string() : abs.lexically_normal().string();
   meta.world_size = world_size;
   return meta;
 }
@@ -763,6 +766,13 @@ std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string
     throw UsageError(path + ": the checkpoint of a seed ensemble (" + meta.model + "); use one run's own, " +
                      (fs::path(path).parent_path().parent_path() / "seed-<s>" / "checkpoint.h5").string());
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
+  // A relative data.path names a file relative to the folder the run was started in; from
+  // elsewhere, use the absolute path recorded at training time (unless overridden).
+  const std::string stored_data = RunConfig::load_text(meta.config_ini, path + " (stored config)").data.path;
+  std::error_code ec;
+  if (cfg->data.path == stored_data && fs::path(stored_data).is_relative() && !fs::exists(stored_data, ec) &&
+      !meta.data_file.empty() && fs::exists(meta.data_file, ec))
+    cfg->data.path = meta.data_file;
   auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);
   load_checkpoint(path, *model, nullptr);
   // The objective the checkpoint was written in (the last stage once the run is done).

@@ -89,6 +89,22 @@ per=$(sed -n 's/^samples_per_cluster = //p' "$TMP/run/config.ini")
   && ! cmp -s "$TMP/other.png" "$TMP/run/samples.png" && ok "sample --seed 0 draws other samples" || bad "sample --seed 0"
 expect_error 2 "--seed a non-negative integer" -- "$MIXVAE" sample --checkpoint "$TMP/run/checkpoint.h5" --seed -1 --out "$TMP/x.png"
 
+# A run trained with a relative data.path evaluates from any folder (the checkpoint keeps
+# the absolute path too); when that file is gone, eval says so and names --data.
+mkdir -p "$TMP/proj" "$TMP/elsewhere" && cp "$TMP/syn.h5" "$TMP/proj/rel.h5"
+(cd "$TMP/proj" && "$MIXVAE" train --data.path=rel.h5 --model.hidden=128,64 --model.clusters=5 --model.latent=5 \
+   --pretrain.epochs=1 --train.epochs=1 --train.seed=7 --output.progress=false --output.dir=relrun > "$TMP/rel.log" 2>&1) \
+  && grep -q '^path = rel.h5$' "$TMP/proj/relrun/config.ini" && ok "train with a relative data.path" \
+  || bad "train with a relative data.path: $(tail -3 "$TMP/rel.log")"
+racc=$(python3 -c "import json;print('%.4f'%json.load(open('$TMP/proj/relrun/result.json'))['acc'])" 2>/dev/null)
+[ -n "$racc" ] && (cd "$TMP/elsewhere" && "$MIXVAE" eval --checkpoint ../proj/relrun/checkpoint.h5) | grep -q "ACC $racc" \
+  && ok "eval from another folder finds the run's relative data file" || bad "eval from another folder"
+rm "$TMP/proj/rel.h5"
+expect_error 2 "rel.h5, is not there \(from this folder\); give it with --data" -- \
+  env -C "$TMP/elsewhere" "$MIXVAE" eval --checkpoint ../proj/relrun/checkpoint.h5
+(cd "$TMP/elsewhere" && "$MIXVAE" eval --checkpoint ../proj/relrun/checkpoint.h5 --data "$TMP/syn.h5") | grep -q "ACC $racc" \
+  && ok "eval --data replaces a missing data file" || bad "eval --data after the data file moved"
+
 # --resume of a finished run: nothing left to train, same result.
 timeout 300 "${MPIRUN[@]}" "$MIXVAE" train "${args[@]}" --output.dir="$TMP/run" --resume > "$TMP/resume.log" 2>&1 \
   && grep -q "final: ACC $acc" "$TMP/resume.log" && ok "resume of a finished run" || bad "resume: $(tail -3 "$TMP/resume.log")"
