@@ -3,6 +3,7 @@
 #include <H5public.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -768,9 +769,10 @@ std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
   // A relative data.path names a file relative to the folder the run was started in; from
   // elsewhere, use the absolute path recorded at training time (unless overridden).
-  const std::string stored_data = RunConfig::load_text(meta.config_ini, path + " (stored config)").data.path;
+  const bool data_given = std::any_of(overrides.begin(), overrides.end(),
+                                      [](const std::string& o) { return o.rfind("--data.path", 0) == 0; });
   std::error_code ec;
-  if (cfg->data.path == stored_data && fs::path(stored_data).is_relative() && !fs::exists(stored_data, ec) &&
+  if (!data_given && fs::path(cfg->data.path).is_relative() && !fs::exists(cfg->data.path, ec) &&
       !meta.data_file.empty() && fs::exists(meta.data_file, ec))
     cfg->data.path = meta.data_file;
   auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);

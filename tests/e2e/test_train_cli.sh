@@ -99,6 +99,9 @@ mkdir -p "$TMP/proj" "$TMP/elsewhere" && cp "$TMP/syn.h5" "$TMP/proj/rel.h5"
 racc=$(python3 -c "import json;print('%.4f'%json.load(open('$TMP/proj/relrun/result.json'))['acc'])" 2>/dev/null)
 [ -n "$racc" ] && (cd "$TMP/elsewhere" && "$MIXVAE" eval --checkpoint ../proj/relrun/checkpoint.h5) | grep -q "ACC $racc" \
   && ok "eval from another folder finds the run's relative data file" || bad "eval from another folder"
+# An explicit --data is taken as given, even when the recorded file exists.
+expect_error 2 "rel.h5: no such file" -- \
+  env -C "$TMP/elsewhere" "$MIXVAE" eval --checkpoint ../proj/relrun/checkpoint.h5 --data rel.h5
 rm "$TMP/proj/rel.h5"
 expect_error 2 "rel.h5, is not there \(from this folder\); give it with --data" -- \
   env -C "$TMP/elsewhere" "$MIXVAE" eval --checkpoint ../proj/relrun/checkpoint.h5
