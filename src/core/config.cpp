@@ -83,7 +83,7 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("checkpoint", "every", c.checkpoint.every, "epochs between checkpoints (0: only at the end)");
   v("output", "dir", c.output.dir, "run directory (config.ini, metrics.jsonl, result.json, checkpoint.h5)");
   v("output", "samples_per_cluster", c.output.samples_per_cluster, "columns of samples.png");
-  v("output", "progress", c.output.progress, "print the progress line");
+  v("output", "progress", c.output.progress, "print the progress line and one line per epoch on stdout (metrics.jsonl has every epoch either way)");
   // Model sections: only the selected model's own section is part of the config (and of
   // its hash), so adding a model does not change the hash of other models' runs.
   for (const auto& spec : registered_options()) {
