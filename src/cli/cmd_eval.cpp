@@ -120,13 +120,18 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     std::vector<std::string> ov;
     if (f.has("data")) ov.push_back("--data.path=" + f.get("data"));
     ov.push_back("--data.shuffle=shard");
-    model = train::model_from_checkpoint(f.get("checkpoint"), &cfg, ov);
+    train::CheckpointMeta meta;
+    model = train::model_from_checkpoint(f.get("checkpoint"), &cfg, ov, &meta);
+    // The run's own data.path may be relative to the folder it was started in: from
+    // elsewhere, the absolute path recorded at training time. An explicit --data is as given.
     std::error_code ec;
-    if (!f.has("data") && !std::filesystem::exists(cfg.data.path, ec))
-      throw UsageError("eval: " + f.get("checkpoint") + ": the data file the run trained on, " + cfg.data.path +
-                       ", is not there" +
-                       (std::filesystem::path(cfg.data.path).is_relative() ? " (from this folder)" : "") +
-                       "; give it with --data FILE.h5");
+    if (!f.has("data") && !std::filesystem::exists(cfg.data.path, ec)) {
+      const bool relative = std::filesystem::path(cfg.data.path).is_relative();
+      if (!relative || meta.data_file.empty() || !std::filesystem::exists(meta.data_file, ec))
+        throw UsageError("eval: " + f.get("checkpoint") + ": the data file the run trained on, " + cfg.data.path +
+                         ", is not there" + (relative ? " (from this folder)" : "") + "; give it with --data FILE.h5");
+      cfg.data.path = meta.data_file;
+    }
     models::set_matmul_precision(cfg.train.precision);  // as trained
   });
   if (help) {

@@ -3,7 +3,6 @@
 #include <H5public.h>
 #include <torch/version.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -761,25 +760,19 @@ void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, con
 
 namespace mixvae::train {
 std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string& path, RunConfig* cfg,
-                                                               const std::vector<std::string>& overrides) {
+                                                               const std::vector<std::string>& overrides,
+                                                               CheckpointMeta* meta_out) {
   CheckpointMeta meta = read_checkpoint_meta(path);
   if (meta.model.rfind(kEnsembleModelTag, 0) == 0)
     throw UsageError(path + ": the checkpoint of a seed ensemble (" + meta.model + "); use one run's own, " +
                      (fs::path(path).parent_path().parent_path() / "seed-<s>" / "checkpoint.h5").string());
   *cfg = RunConfig::load_text(meta.config_ini, path + " (stored config)", overrides);
-  // A relative data.path names a file relative to the folder the run was started in; from
-  // elsewhere, use the absolute path recorded at training time (unless overridden).
-  const bool data_given = std::any_of(overrides.begin(), overrides.end(),
-                                      [](const std::string& o) { return o.rfind("--data.path", 0) == 0; });
-  std::error_code ec;
-  if (!data_given && fs::path(cfg->data.path).is_relative() && !fs::exists(cfg->data.path, ec) &&
-      !meta.data_file.empty() && fs::exists(meta.data_file, ec))
-    cfg->data.path = meta.data_file;
   auto model = models::make_model(*cfg, meta.input_dim, meta.bernoulli);
   load_checkpoint(path, *model, nullptr);
   // The objective the checkpoint was written in (the last stage once the run is done).
   model->set_stage(std::min<int64_t>(meta.stage_index, int64_t(model->recipe(*cfg).size()) - 1));
   model->eval();
+  if (meta_out) *meta_out = std::move(meta);
   return model;
 }
 }  // namespace mixvae::train

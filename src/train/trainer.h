@@ -163,7 +163,9 @@ namespace mixvae::train {
 // Rebuilds the model a checkpoint was written by and loads its parameters. cfg receives
 // the checkpoint's config (with `overrides` applied). The process-wide matmul precision is
 // the caller's: eval and sample set cfg->train.precision (the run's own), a training run
-// that starts from the checkpoint keeps its own.
+// that starts from the checkpoint keeps its own. meta, when given, receives the
+// checkpoint's metadata (eval uses its data_file).
 std::shared_ptr<models::ClusteringModel> model_from_checkpoint(const std::string& path, RunConfig* cfg,
-                                                               const std::vector<std::string>& overrides = {});
+                                                               const std::vector<std::string>& overrides = {},
+                                                               CheckpointMeta* meta = nullptr);
 }  // namespace mixvae::train
