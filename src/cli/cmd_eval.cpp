@@ -21,7 +21,8 @@ namespace h5 = mixvae::data::h5;
 // Every rank's [n_r, w] rows, in rank order (= file order: each rank evaluates its shard),
 // assembled on rank 0; the other ranks get an undefined tensor. A rank without rows may
 // pass any width.
-template <class T> torch::Tensor gather_rows(dist::Communicator& comm, const torch::Tensor& local) {
+template <class T>
+torch::Tensor gather_rows(dist::Communicator& comm, const torch::Tensor& local) {
   const int64_t n = local.size(0);
   const int64_t w = comm.all_reduce_value<int64_t>(n > 0 ? local.size(1) : 0, dist::ReduceOp::Max);
   const std::vector<int64_t> counts = comm.all_gather_value<int64_t>(n);
@@ -148,7 +149,8 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     torch::Tensor embedding = gather_rows<float>(comm, rows.embedding);
     torch::Tensor labels;
     if (r.has_labels)
-      labels = gather_rows<int64_t>(comm, data.y.slice(0, data.eval_begin, data.eval_end).reshape({-1, 1}).contiguous());
+      labels =
+          gather_rows<int64_t>(comm, data.y.slice(0, data.eval_begin, data.eval_end).reshape({-1, 1}).contiguous());
     dist::agree(comm, [&] {
       if (comm.rank() != 0) return;
       write_assignments(f.get("assignments"), cluster.view({-1}), posterior, embedding,
@@ -156,10 +158,19 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
     });
   }
   if (comm.rank() == 0) {
-    nlohmann::json j = {{"checkpoint", f.get("checkpoint")}, {"data", data.path}, {"samples", r.samples},
-                        {"occupancy", r.occupancy}, {"empty_clusters", r.empty_clusters}, {"mean_entropy", r.mean_entropy}};
-    if (r.has_labels) j.update({{"acc", r.scores.acc}, {"nmi", r.scores.nmi}, {"ari", r.scores.ari}, {"purity", r.scores.purity},
-                                  {"contingency", r.contingency}, {"cluster_class", r.scores.cluster_class}});
+    nlohmann::json j = {{"checkpoint", f.get("checkpoint")},
+                        {"data", data.path},
+                        {"samples", r.samples},
+                        {"occupancy", r.occupancy},
+                        {"empty_clusters", r.empty_clusters},
+                        {"mean_entropy", r.mean_entropy}};
+    if (r.has_labels)
+      j.update({{"acc", r.scores.acc},
+                {"nmi", r.scores.nmi},
+                {"ari", r.scores.ari},
+                {"purity", r.scores.purity},
+                {"contingency", r.contingency},
+                {"cluster_class", r.scores.cluster_class}});
     if (f.has("json")) {
       std::cout << j.dump() << std::endl;
     } else if (r.has_labels) {

@@ -38,8 +38,10 @@ Flags parse_flags(const std::string& command, const std::string& usage, const st
   po::options_description desc;
   desc.add_options()("help", "");
   for (const auto& f : spec) {
-    if (f.is_switch) desc.add_options()(f.name.c_str(), po::bool_switch(), f.help.c_str());
-    else desc.add_options()(f.name.c_str(), po::value<std::string>(), f.help.c_str());
+    if (f.is_switch)
+      desc.add_options()(f.name.c_str(), po::bool_switch(), f.help.c_str());
+    else
+      desc.add_options()(f.name.c_str(), po::value<std::string>(), f.help.c_str());
   }
   po::variables_map vm;
   try {

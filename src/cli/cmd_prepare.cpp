@@ -84,7 +84,8 @@ void convert(const Flags& f) {
       data::prepare_stl10_features(f.get("features"), f.get("labels"), f.get("raw"), p, out);
     } else {
       throw UsageError(
-          "prepare: --dataset stl10 needs --backbone FILE.pt (with --raw DIR of the binary release; launch/stl10_backbone.py writes one) "
+          "prepare: --dataset stl10 needs --backbone FILE.pt (with --raw DIR of the binary release; "
+          "launch/stl10_backbone.py writes one) "
           "or --features FILE.npy (precomputed features)");
     }
   } else if (ds == "npy") {
@@ -128,7 +129,9 @@ int cmd_prepare(dist::Communicator& comm, const Args& args) {
        "dec"},
       {"docs", "reuters: documents in the subset", "10000"},
       {"vocab", "reuters: most frequent terms kept as features", "2000"},
-      {"backbone", "stl10: TorchScript module (torch.jit.save) mapping [B,3,S,S] ImageNet-normalised images to [B,F]; launch/stl10_backbone.py writes the ResNet-50 one",
+      {"backbone",
+       "stl10: TorchScript module (torch.jit.save) mapping [B,3,S,S] ImageNet-normalised images to [B,F]; "
+       "launch/stl10_backbone.py writes the ResNet-50 one",
        ""},
       {"image-size", "stl10 --backbone: side S fed to the backbone (96 = no resize, else bilinear)", "96"},
       {"batch-size", "stl10 --backbone: images per forward pass", "100"},

@@ -46,8 +46,11 @@ int cmd_report(dist::Communicator& comm, const Args& args) {
   const std::string usage =
       "mixvae report RUNS_DIR [--format md|csv|json|clustpy] [--out DIR] [--paper FILE.csv] [--curves RUN_DIR]";
   const std::vector<FlagSpec> spec = {
-      {"format", "table printed on stdout: md (Markdown), csv, json or clustpy (ClustPy's evaluate_multiple_datasets CSV)", "md"},
-      {"out", "also write table.md, table.csv, table.json, runs.csv, clustpy.csv and acc_per_seed.png (and curves.png) here", ""},
+      {"format",
+       "table printed on stdout: md (Markdown), csv, json or clustpy (ClustPy's evaluate_multiple_datasets CSV)", "md"},
+      {"out",
+       "also write table.md, table.csv, table.json, runs.csv, clustpy.csv and acc_per_seed.png (and curves.png) here",
+       ""},
       {"paper", "CSV of published numbers (model,dataset,acc,nmi,ari in percent) shown beside the table", ""},
       {"curves", "a run folder whose metrics.jsonl is drawn as DIR/curves.png (needs --out; RUNS_DIR optional)", ""},
   };

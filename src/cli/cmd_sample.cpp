@@ -5,8 +5,8 @@
 #include "cli/commands.h"
 #include "core/errors.h"
 #include "core/log.h"
-#include "train/sample_grid.h"
 #include "models/mlp.h"
+#include "train/sample_grid.h"
 #include "train/trainer.h"
 
 namespace mixvae::cli {
@@ -51,7 +51,8 @@ int cmd_sample(dist::Communicator& comm, const Args& args) {
     auto model = train::model_from_checkpoint(f.get("checkpoint"), &cfg);
     models::set_matmul_precision(cfg.train.precision);  // as trained
     train::write_sample_grid(*model, f.get("out"), n, seed.value_or(uint64_t(cfg.train.seed)));
-    log::info("wrote " + f.get("out") + ": " + std::to_string(model->clusters()) + " clusters x " + std::to_string(n) + " samples");
+    log::info("wrote " + f.get("out") + ": " + std::to_string(model->clusters()) + " clusters x " + std::to_string(n) +
+              " samples");
   });
   return kExitOk;
 }

@@ -1,7 +1,7 @@
 // mixvae sweep --config SWEEP.ini [--slice I/N] [--section.key=value ...]
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -253,10 +253,9 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
     const std::string json_name =
         slice_n > 1 ? "sweep.slice-" + std::to_string(slice_i) + "-of-" + std::to_string(slice_n) + ".json"
                     : "sweep.json";
-    coord =
-        std::make_unique<sweep::Coordinator>(mailbox.get(), groups, rpr, std::move(states),
-                                             (fs::path(sc.runs_dir) / json_name).string(), sc.artifact_dir(), header,
-                                             int(sc.seeds_per_process));
+    coord = std::make_unique<sweep::Coordinator>(mailbox.get(), groups, rpr, std::move(states),
+                                                 (fs::path(sc.runs_dir) / json_name).string(), sc.artifact_dir(),
+                                                 header, int(sc.seeds_per_process));
   } else {
     worker = std::make_unique<sweep::Worker>(mailbox.get(), leader, group);
   }
@@ -289,7 +288,8 @@ int cmd_sweep(dist::Communicator& world, const Args& args) {
       state_dir = (fs::path(spec.dir).parent_path() / name).string();
     }
     // The leader decides whether to resume (what it sees on disk), for the whole group.
-    const fs::path ck = members.size() > 1 ? fs::path(state_dir) / "checkpoint.h5" : fs::path(spec.dir) / "checkpoint.h5";
+    const fs::path ck =
+        members.size() > 1 ? fs::path(state_dir) / "checkpoint.h5" : fs::path(spec.dir) / "checkpoint.h5";
     std::vector<int64_t> resume{
         leader && (fs::exists(ck) || fs::exists(train::previous_checkpoint_path(ck.string()))) ? 1 : 0};
     comm->broadcast(resume, 0);

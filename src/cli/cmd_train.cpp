@@ -52,18 +52,19 @@ int cmd_train(dist::Communicator& comm, const Args& args) {
   });
   if (help) {
     if (comm.rank() == 0)
-      std::cout << "usage: mixvae train --config FILE.ini [--section.key=value ...] [--seeds LIST] [--resume]\n\n"
-                   "  --config FILE   INI file with sections [data] [model] [train] [pretrain] [dist] [checkpoint] [output]\n"
-                   "  --resume        continue from output.dir/checkpoint.h5 (same results as an uninterrupted run)\n"
-                   "  --seeds LIST    train one run per seed (e.g. 0-3,7) side by side in this process as batched\n"
-                   "                  matrix products (a seed ensemble; model vade): run s goes to\n"
-                   "                  output.dir/seed-<s>/, the ensemble's checkpoint to output.dir/ensemble/\n\n"
-                   "SIGTERM or SIGUSR1 stops training at the next step with a checkpoint (exit code 3);\n"
-                   "--resume continues from there.\n"
-                   "exit codes: 0 done, 2 bad input (config, flag, file), 3 stopped by a signal (checkpoint\n"
-                   "written), 4 diverged, 6 a rank stopped, hung or died inside a collective (dist.timeout_s).\n\n"
-                   "config keys (defaults shown), settable in the file or as --section.key=value:\n"
-                << config_help();
+      std::cout
+          << "usage: mixvae train --config FILE.ini [--section.key=value ...] [--seeds LIST] [--resume]\n\n"
+             "  --config FILE   INI file with sections [data] [model] [train] [pretrain] [dist] [checkpoint] [output]\n"
+             "  --resume        continue from output.dir/checkpoint.h5 (same results as an uninterrupted run)\n"
+             "  --seeds LIST    train one run per seed (e.g. 0-3,7) side by side in this process as batched\n"
+             "                  matrix products (a seed ensemble; model vade): run s goes to\n"
+             "                  output.dir/seed-<s>/, the ensemble's checkpoint to output.dir/ensemble/\n\n"
+             "SIGTERM or SIGUSR1 stops training at the next step with a checkpoint (exit code 3);\n"
+             "--resume continues from there.\n"
+             "exit codes: 0 done, 2 bad input (config, flag, file), 3 stopped by a signal (checkpoint\n"
+             "written), 4 diverged, 6 a rank stopped, hung or died inside a collective (dist.timeout_s).\n\n"
+             "config keys (defaults shown), settable in the file or as --section.key=value:\n"
+          << config_help();
     return kExitOk;
   }
   if (!seeds.empty()) {
@@ -75,8 +76,8 @@ int cmd_train(dist::Communicator& comm, const Args& args) {
       for (size_t i = 0; i < rs.size(); ++i) {
         char buf[256];
         std::snprintf(buf, sizeof buf, "final seed %llu: ACC %.4f  NMI %.4f  ARI %.4f -> %s",
-                      (unsigned long long)seeds[i], rs[i].eval.scores.acc, rs[i].eval.scores.nmi,
-                      rs[i].eval.scores.ari, dirs[i].c_str());
+                      (unsigned long long)seeds[i], rs[i].eval.scores.acc, rs[i].eval.scores.nmi, rs[i].eval.scores.ari,
+                      dirs[i].c_str());
         log::info(rs[i].eval.has_labels ? std::string(buf)
                                         : "final seed " + std::to_string(seeds[i]) + ": no labels -> " + dirs[i]);
       }
@@ -90,8 +91,9 @@ int cmd_train(dist::Communicator& comm, const Args& args) {
   if (comm.rank() == 0) {
     char buf[256];
     if (r.eval.has_labels)
-      std::snprintf(buf, sizeof buf, "final: ACC %.4f  NMI %.4f  ARI %.4f  (%d rank(s), %.0f s) -> %s", r.eval.scores.acc,
-                    r.eval.scores.nmi, r.eval.scores.ari, comm.size(), r.seconds, cfg.output.dir.c_str());
+      std::snprintf(buf, sizeof buf, "final: ACC %.4f  NMI %.4f  ARI %.4f  (%d rank(s), %.0f s) -> %s",
+                    r.eval.scores.acc, r.eval.scores.nmi, r.eval.scores.ari, comm.size(), r.seconds,
+                    cfg.output.dir.c_str());
     else
       std::snprintf(buf, sizeof buf, "final: no labels to score (%d rank(s), %.0f s) -> %s", comm.size(), r.seconds,
                     cfg.output.dir.c_str());

@@ -12,7 +12,8 @@
 
 namespace {
 const char* kUsage =
-    "mixvae " MIXVAE_VERSION " — VAE-based deep clustering with data-parallel MPI ranks\n"
+    "mixvae " MIXVAE_VERSION
+    " — VAE-based deep clustering with data-parallel MPI ranks\n"
     "\n"
     "usage: mixvae <command> [options]    (under mpirun/srun every command runs on all ranks)\n"
     "\n"
@@ -23,7 +24,8 @@ const char* kUsage =
     "  sample   --checkpoint RUN/checkpoint.h5 --out grid.png       samples per cluster as a PNG grid\n"
     "  sweep    --config SWEEP.ini [--slice I/N]                     many (dataset, model, seed) runs side by side\n"
     "  report   RUNS_DIR [--format md|csv|json] [--out DIR] [--paper FILE.csv] [--curves RUN_DIR]\n"
-    "                                                                results table of a sweep (mean +- std over seeds), plots\n"
+    "                                                                results table of a sweep (mean +- std over "
+    "seeds), plots\n"
     "\n"
     "exit codes: 0 done; 1 internal error; 2 bad input (config, flag, file), one line on stderr;\n"
     "  3 stopped by SIGTERM/SIGUSR1 with a checkpoint (rerun with --resume); 4 training diverged;\n"
@@ -78,15 +80,22 @@ int main(int argc, char** argv) {
     return exit_code;  // not reached (abort ends the job); [[noreturn]] is lost through the virtual call
   };
   try {
-    if (cmd == "prepare") code = cli::cmd_prepare(*world, args);
-    else if (cmd == "train") code = cli::cmd_train(*world, args);
-    else if (cmd == "eval") code = cli::cmd_eval(*world, args);
-    else if (cmd == "sample") code = cli::cmd_sample(*world, args);
-    else if (cmd == "sweep") code = cli::cmd_sweep(*world, args);
-    else if (cmd == "report") code = cli::cmd_report(*world, args);
+    if (cmd == "prepare")
+      code = cli::cmd_prepare(*world, args);
+    else if (cmd == "train")
+      code = cli::cmd_train(*world, args);
+    else if (cmd == "eval")
+      code = cli::cmd_eval(*world, args);
+    else if (cmd == "sample")
+      code = cli::cmd_sample(*world, args);
+    else if (cmd == "sweep")
+      code = cli::cmd_sweep(*world, args);
+    else if (cmd == "report")
+      code = cli::cmd_report(*world, args);
     else
       dist::agree(*world, [&] {
-        throw UsageError("unknown command '" + cmd + "' (commands: prepare, train, eval, sample, sweep, report; see mixvae --help)");
+        throw UsageError("unknown command '" + cmd +
+                         "' (commands: prepare, train, eval, sample, sweep, report; see mixvae --help)");
       });
   } catch (const UsageError& e) {
     code = fail(kExitUsage, e.what());

@@ -26,7 +26,8 @@ std::string model_names_joined(const std::string& sep) {
 
 // Every key once: section, name, field, help. Visitors register them with
 // Program_options, print them as INI, or list them for help and error messages.
-template <class V> void visit(RunConfig& c, V& v) {
+template <class V>
+void visit(RunConfig& c, V& v) {
   v("data", "path", c.data.path, "HDF5 feature file written by `mixvae prepare`");
   v("data", "shuffle", c.data.shuffle,
     "shard (each rank reads and shuffles only its rows) | global (every rank holds the file; "
@@ -43,7 +44,8 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("model", "init_iters", c.model.init_iters, "EM / Lloyd iterations of the initialisation");
   v("model", "init_restarts", c.model.init_restarts, "k-means++ restarts (best objective kept)");
   v("model", "init_fits", c.model.init_fits,
-    "init = gmm: independent GMM fits, each from its own k-means++ start; the highest likelihood is kept (scikit-learn's n_init)");
+    "init = gmm: independent GMM fits, each from its own k-means++ start; the highest likelihood is kept "
+    "(scikit-learn's n_init)");
   v("train", "epochs", c.train.epochs, "epochs of the main objective");
   v("train", "batch_size", c.train.batch_size, "global batch size (each rank takes its share)");
   v("train", "lr", c.train.lr, "Adam learning rate of the networks");
@@ -62,8 +64,7 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("train", "seed", c.train.seed, "run seed: every random choice derives from (seed, epoch, rank)");
   v("train", "eval_every", c.train.eval_every, "epochs between ACC/NMI/ARI evaluations (0: only at the end)");
   v("train", "threads", c.train.threads, "intra-op threads per rank (0: cores / local ranks)");
-  v("train", "collapse_warn", c.train.collapse_warn,
-    "warn when one cluster holds more than this fraction of the data");
+  v("train", "collapse_warn", c.train.collapse_warn, "warn when one cluster holds more than this fraction of the data");
   v("train", "divergence_retries", c.train.divergence_retries,
     "NaN/Inf loss: roll back to the last checkpoint and retry with lower learning rates this often (0: stop)");
   v("train", "divergence_lr_factor", c.train.divergence_lr_factor,
@@ -79,11 +80,14 @@ template <class V> void visit(RunConfig& c, V& v) {
   v("dist", "device", c.dist.device,
     "auto (one GPU per local rank when LibTorch has CUDA and a GPU is visible, else CPU) | cpu | cuda");
   v("dist", "backend", c.dist.backend, "collectives on GPU tensors: auto (NCCL when available) | mpi | nccl");
-  v("dist", "timeout_s", c.dist.timeout_s, "seconds a collective (MPI or NCCL) may wait for the other ranks before the job ends, naming the ranks that did not arrive (0: no limit)");
+  v("dist", "timeout_s", c.dist.timeout_s,
+    "seconds a collective (MPI or NCCL) may wait for the other ranks before the job ends, naming the ranks that did "
+    "not arrive (0: no limit)");
   v("checkpoint", "every", c.checkpoint.every, "epochs between checkpoints (0: only at the end)");
   v("output", "dir", c.output.dir, "run directory (config.ini, metrics.jsonl, result.json, checkpoint.h5)");
   v("output", "samples_per_cluster", c.output.samples_per_cluster, "columns of samples.png");
-  v("output", "progress", c.output.progress, "print the progress line and one line per epoch on stdout (metrics.jsonl has every epoch either way)");
+  v("output", "progress", c.output.progress,
+    "print the progress line and one line per epoch on stdout (metrics.jsonl has every epoch either way)");
   // Model sections: only the selected model's own section is part of the config (and of
   // its hash), so adding a model does not change the hash of other models' runs.
   for (const auto& spec : registered_options()) {
@@ -111,9 +115,14 @@ const OptionSpec* find_spec(const std::string& full_key) {
 }
 
 // Parses a registered option's text by its type; throws UsageError naming the key.
-template <class T> T parse_option(const std::string& origin, const std::string& key, const std::string& text);
-template <> std::string parse_option(const std::string&, const std::string&, const std::string& text) { return text; }
-template <> int64_t parse_option(const std::string& origin, const std::string& key, const std::string& text) {
+template <class T>
+T parse_option(const std::string& origin, const std::string& key, const std::string& text);
+template <>
+std::string parse_option(const std::string&, const std::string&, const std::string& text) {
+  return text;
+}
+template <>
+int64_t parse_option(const std::string& origin, const std::string& key, const std::string& text) {
   try {
     size_t pos = 0;
     long long v = std::stoll(text, &pos);
@@ -122,7 +131,8 @@ template <> int64_t parse_option(const std::string& origin, const std::string& k
   }
   throw UsageError(origin + ": " + key + " must be an integer, got '" + text + "'");
 }
-template <> double parse_option(const std::string& origin, const std::string& key, const std::string& text) {
+template <>
+double parse_option(const std::string& origin, const std::string& key, const std::string& text) {
   try {
     size_t pos = 0;
     double v = std::stod(text, &pos);
@@ -131,13 +141,15 @@ template <> double parse_option(const std::string& origin, const std::string& ke
   }
   throw UsageError(origin + ": " + key + " must be a number, got '" + text + "'");
 }
-template <> bool parse_option(const std::string& origin, const std::string& key, const std::string& text) {
+template <>
+bool parse_option(const std::string& origin, const std::string& key, const std::string& text) {
   if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
   if (text == "false" || text == "0" || text == "no" || text == "off") return false;
   throw UsageError(origin + ": " + key + " must be true or false, got '" + text + "'");
 }
 
-template <class T> T get_option(const RunConfig& c, const std::string& full_key) {
+template <class T>
+T get_option(const RunConfig& c, const std::string& full_key) {
   const OptionSpec* spec = find_spec(full_key);
   if (!spec) throw UsageError("config: no option " + full_key + " is registered");
   auto it = c.options.find(full_key);
@@ -151,13 +163,15 @@ template <class T> T get_option(const RunConfig& c, const std::string& full_key)
 struct Register {
   bool all_sections = true;
   po::options_description& desc;
-  template <class T> void operator()(const char* s, const char* k, T& field, const std::string& help) {
+  template <class T>
+  void operator()(const char* s, const char* k, T& field, const std::string& help) {
     std::string name = std::string(s) + "." + k;
     desc.add_options()(name.c_str(), po::value<T>(&field), help.c_str());
   }
 };
 
-template <class T> std::string to_text(const T& v) {
+template <class T>
+std::string to_text(const T& v) {
   std::ostringstream os;
   os << std::setprecision(17) << v;
   return os.str();
@@ -169,7 +183,8 @@ struct Printer {
   bool all_sections = false;
   std::map<std::string, std::vector<std::string>> lines;
   std::vector<std::string> order;
-  template <class T> void operator()(const char* s, const char* k, T& field, const std::string&) {
+  template <class T>
+  void operator()(const char* s, const char* k, T& field, const std::string&) {
     if (!lines.count(s)) order.push_back(s);
     lines[s].push_back(std::string(k) + " = " + to_text(field));
   }
@@ -179,7 +194,8 @@ struct Lister {
   bool all_sections = true;
   std::map<std::string, std::vector<std::string>> keys;
   std::string help;
-  template <class T> void operator()(const char* s, const char* k, T& field, const std::string& h) {
+  template <class T>
+  void operator()(const char* s, const char* k, T& field, const std::string& h) {
     keys[s].push_back(k);
     help += "  --" + std::string(s) + "." + k + "=" + to_text(field) + "\n      " + h + "\n";
   }
@@ -249,7 +265,7 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
   visit(cfg, reg);
   po::variables_map vm;
   std::vector<std::pair<std::string, std::string>> raw;  // key -> value as given, for the messages
-  std::string input;  // everything given, for the messages
+  std::string input;                                     // everything given, for the messages
   for (const auto& o : overrides) input += o + "\n";
   std::istringstream file;
   if (in) {
@@ -262,7 +278,8 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
     // Command line first: Program_options keeps the first value stored for a key.
     std::vector<std::string> args;
     for (const auto& o : overrides) {
-      if (o.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + o + "' (overrides look like --section.key=value)");
+      if (o.rfind("--", 0) != 0)
+        throw UsageError("unexpected argument '" + o + "' (overrides look like --section.key=value)");
       args.push_back(o);
     }
     // No prefix guessing: "--train.epoch" must not silently mean train.epochs.
@@ -294,7 +311,8 @@ RunConfig load_stream(std::istream* in, const std::string& ini_path, const std::
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UsageError((ini_path.empty() ? std::string("config") : ini_path) + ": " + program_options_message(e, input, raw));
+    throw UsageError((ini_path.empty() ? std::string("config") : ini_path) + ": " +
+                     program_options_message(e, input, raw));
   }
   cfg.validate();
   return cfg;
@@ -305,20 +323,28 @@ void RunConfig::validate() const {
   auto bad = [&](const std::string& key, const std::string& what) {
     auto flag = from_command_line.find(key);
     const bool flagged = flag != from_command_line.end();
-    throw UsageError((!source.empty() ? source : flagged ? std::string("command line") : std::string("config")) + ": " +
-                     key + " " + what +
-                     (flagged ? " (given as --" + key + "=" + flag->second + ")" : ""));
+    throw UsageError((!source.empty() ? source
+                      : flagged       ? std::string("command line")
+                                      : std::string("config")) +
+                     ": " + key + " " + what + (flagged ? " (given as --" + key + "=" + flag->second + ")" : ""));
   };
-  if (data.shuffle != "shard" && data.shuffle != "global") bad("data.shuffle", "must be 'shard' or 'global', got '" + data.shuffle + "'");
+  if (data.shuffle != "shard" && data.shuffle != "global")
+    bad("data.shuffle", "must be 'shard' or 'global', got '" + data.shuffle + "'");
   const auto& names = registered_model_names();
   if (!names.empty() && std::find(names.begin(), names.end(), model.name) == names.end())
     bad("model.name", "must be one of: " + model_names_joined(", ") + " (got '" + model.name + "')");
   for (const auto& spec : registered_options()) {  // every registered option parses as its type
     const std::string full = spec.section + "." + spec.key;
     switch (spec.type) {
-      case OptionSpec::Type::Int: (void)opt_int(full); break;
-      case OptionSpec::Type::Double: (void)opt_double(full); break;
-      case OptionSpec::Type::Bool: (void)opt_bool(full); break;
+      case OptionSpec::Type::Int:
+        (void)opt_int(full);
+        break;
+      case OptionSpec::Type::Double:
+        (void)opt_double(full);
+        break;
+      case OptionSpec::Type::Bool:
+        (void)opt_bool(full);
+        break;
       case OptionSpec::Type::String:
         if (!spec.choices.empty()) {
           const std::string v = opt_string(full);
@@ -336,12 +362,14 @@ void RunConfig::validate() const {
     bad("model.likelihood", "must be auto, bernoulli or gaussian, got '" + model.likelihood + "'");
   if (!(model.recon_weight > 0)) bad("model.recon_weight", "must be > 0");
   if (!(model.logvar_clamp > 0)) bad("model.logvar_clamp", "must be > 0");
-  if (model.init != "gmm" && model.init != "kmeans") bad("model.init", "must be gmm or kmeans, got '" + model.init + "'");
+  if (model.init != "gmm" && model.init != "kmeans")
+    bad("model.init", "must be gmm or kmeans, got '" + model.init + "'");
   if (model.init_iters < 1) bad("model.init_iters", "must be >= 1");
   if (model.init_restarts < 1) bad("model.init_restarts", "must be >= 1");
   if (model.init_fits < 1) bad("model.init_fits", "must be >= 1");
   for (char ch : model.hidden)
-    if (!(std::isdigit(static_cast<unsigned char>(ch)) || ch == ',')) bad("model.hidden", "must be comma-separated widths, got '" + model.hidden + "'");
+    if (!(std::isdigit(static_cast<unsigned char>(ch)) || ch == ','))
+      bad("model.hidden", "must be comma-separated widths, got '" + model.hidden + "'");
   if (train.epochs < 0) bad("train.epochs", "must be >= 0, got " + std::to_string(train.epochs));
   if (train.batch_size < 1) bad("train.batch_size", "must be >= 1");
   if (!(train.lr > 0) || !std::isfinite(train.lr)) bad("train.lr", "must be a positive number");
@@ -350,7 +378,8 @@ void RunConfig::validate() const {
   if (train.lr_decay_every < 0) bad("train.lr_decay_every", "must be >= 0");
   if (train.lr_floor < 0) bad("train.lr_floor", "must be >= 0");
   if (!(train.adam_eps > 0)) bad("train.adam_eps", "must be > 0");
-  if (train.adam != "fused" && train.adam != "torch") bad("train.adam", "must be 'fused' or 'torch', got '" + train.adam + "'");
+  if (train.adam != "fused" && train.adam != "torch")
+    bad("train.adam", "must be 'fused' or 'torch', got '" + train.adam + "'");
   if (train.precision != "fp32" && train.precision != "bf16")
     bad("train.precision", "must be 'fp32' or 'bf16', got '" + train.precision + "'");
   if (train.eval_every < 0) bad("train.eval_every", "must be >= 0");

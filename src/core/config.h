@@ -24,8 +24,8 @@ struct DataConfig {
 
 struct ModelConfig {
   std::string name = "vade";
-  int64_t clusters = 10;           // K
-  int64_t latent = 10;             // J
+  int64_t clusters = 10;  // K
+  int64_t latent = 10;    // J
   std::string hidden = "500,500,2000";
   std::string likelihood = "auto";  // auto | bernoulli | gaussian
   double recon_weight = 1.0;        // alpha_rec of VaDE's config_init
@@ -45,14 +45,14 @@ struct TrainConfig {
   int64_t lr_decay_every = 10;
   double lr_floor = 0.0002;
   double adam_eps = 1e-4;
-  std::string adam = "fused";  // fused (one-pass update on CPU) | torch (torch::optim::Adam), every stage
+  std::string adam = "fused";      // fused (one-pass update on CPU) | torch (torch::optim::Adam), every stage
   std::string precision = "fp32";  // fp32 | bf16: the networks' matrix products (master weights stay fp32)
   uint64_t seed = 0;
   int64_t eval_every = 1;
-  int64_t threads = 0;          // intra-op threads; 0 = cores / local ranks
-  double collapse_warn = 0.9;   // warn when one cluster holds more than this fraction
-  int64_t divergence_retries = 2;      // NaN/Inf loss: roll back to the last checkpoint this often
-  double divergence_lr_factor = 0.5;   // ... each time multiplying every learning rate by this
+  int64_t threads = 0;                // intra-op threads; 0 = cores / local ranks
+  double collapse_warn = 0.9;         // warn when one cluster holds more than this fraction
+  int64_t divergence_retries = 2;     // NaN/Inf loss: roll back to the last checkpoint this often
+  double divergence_lr_factor = 0.5;  // ... each time multiplying every learning rate by this
 };
 
 struct PretrainConfig {
@@ -63,11 +63,11 @@ struct PretrainConfig {
 };
 
 struct DistConfig {
-  double bucket_mb = 16.0;      // gradient bucket size for the all-reduce
-  bool overlap = false;         // all-reduce finished buckets while backward() runs (MPI, CPU)
-  std::string device = "auto";  // auto (a GPU when LibTorch has CUDA and one is visible) | cpu | cuda
-  std::string backend = "auto"; // auto (NCCL for GPU tensors, MPI otherwise) | mpi | nccl
-  double timeout_s = 600;       // a device collective that takes longer ends the job (0: never)
+  double bucket_mb = 16.0;       // gradient bucket size for the all-reduce
+  bool overlap = false;          // all-reduce finished buckets while backward() runs (MPI, CPU)
+  std::string device = "auto";   // auto (a GPU when LibTorch has CUDA and one is visible) | cpu | cuda
+  std::string backend = "auto";  // auto (NCCL for GPU tensors, MPI otherwise) | mpi | nccl
+  double timeout_s = 600;        // a device collective that takes longer ends the job (0: never)
 };
 
 struct CheckpointConfig {

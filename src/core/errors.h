@@ -10,11 +10,11 @@ namespace mixvae {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInternal = 1,   // a bug, or an unexpected library failure
-  kExitUsage = 2,      // bad input: config, flag, file
-  kExitPreempted = 3,  // stopped by SIGTERM/SIGUSR1 after writing a checkpoint
-  kExitDiverged = 4,   // NaN/Inf loss that could not be recovered
-  kExitRunsFailed = 5, // a sweep ended, but some of its runs failed (see sweep.json)
+  kExitInternal = 1,           // a bug, or an unexpected library failure
+  kExitUsage = 2,              // bad input: config, flag, file
+  kExitPreempted = 3,          // stopped by SIGTERM/SIGUSR1 after writing a checkpoint
+  kExitDiverged = 4,           // NaN/Inf loss that could not be recovered
+  kExitRunsFailed = 5,         // a sweep ended, but some of its runs failed (see sweep.json)
   kExitCollectiveTimeout = 6,  // a collective waited past dist.timeout_s: a rank stopped, hung or died
 };
 

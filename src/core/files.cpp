@@ -37,7 +37,8 @@ int sync_path(const std::string& path, bool directory) {
 std::string temporary_path(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
 
 void sync_or_throw(const std::string& path) {
-  if (const int err = sync_path(path)) throw data_error(path, std::string("cannot sync to disk: ") + std::strerror(err));
+  if (const int err = sync_path(path))
+    throw data_error(path, std::string("cannot sync to disk: ") + std::strerror(err));
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
@@ -88,7 +89,8 @@ DirLock DirLock::acquire(const std::string& dir) {
   const std::string path = (fs::path(dir) / ".mixvae.lock").string();
   DirLock lock;
   lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock.fd_ < 0) throw data_error(dir, std::string("cannot create the run lock .mixvae.lock: ") + std::strerror(errno));
+  if (lock.fd_ < 0)
+    throw data_error(dir, std::string("cannot create the run lock .mixvae.lock: ") + std::strerror(errno));
   if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     if (err != EWOULDBLOCK) {
@@ -156,8 +158,10 @@ DirLock claim_dir(const std::string& dir, int* removed) {
 
 std::string one_line(std::string s) {
   for (char& c : s) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-    else if ((c >= 0 && c < 0x20) || c == 0x7f) c = '?';  // NUL and other control bytes from a bad file
+    if (c == '\n' || c == '\r' || c == '\t')
+      c = ' ';
+    else if ((c >= 0 && c < 0x20) || c == 0x7f)
+      c = '?';  // NUL and other control bytes from a bad file
   }
   return s;
 }

@@ -11,9 +11,9 @@
 namespace mixvae::log {
 namespace {
 int g_rank = 0;
-int g_tty = -1;  // -1: ask isatty
+int g_tty = -1;                         // -1: ask isatty
 std::unique_ptr<std::ofstream> g_file;  // set by Redirect
-}
+}  // namespace
 
 Redirect::Redirect(const std::string& path, int r) : saved_rank_(g_rank), saved_tty_(g_tty) {
   if (!path.empty()) g_file = std::make_unique<std::ofstream>(path, std::ios::app);
@@ -68,8 +68,8 @@ std::string Progress::line(int64_t step, double loss) const {
   double eta = epoch_time * (double(epochs_ - epoch_) + (1.0 - frac));
   char buf[256];
   std::snprintf(buf, sizeof buf, "%-8s epoch %lld/%lld step %lld/%lld loss %.4f %.0f samples/s ETA %dm%02ds",
-                stage_.c_str(), (long long)epoch_, (long long)epochs_, (long long)step,
-                (long long)steps_, loss, sps, int(eta) / 60, int(eta) % 60);
+                stage_.c_str(), (long long)epoch_, (long long)epochs_, (long long)step, (long long)steps_, loss, sps,
+                int(eta) / 60, int(eta) % 60);
   return buf;
 }
 
@@ -85,8 +85,10 @@ void Progress::finish(double loss, const std::string& extra) {
   if (!enabled_) return;
   std::string l = line(steps_, loss);
   if (!extra.empty()) l += "  " + extra;
-  if (tty_) std::cout << "\r" << l << "\x1b[K" << std::endl;
-  else std::cout << l << std::endl;
+  if (tty_)
+    std::cout << "\r" << l << "\x1b[K" << std::endl;
+  else
+    std::cout << l << std::endl;
 }
 
 }  // namespace mixvae::log

@@ -10,8 +10,8 @@ namespace mixvae::log {
 
 void set_rank(int rank);
 int rank();
-void info(const std::string& line);     // stdout, rank 0
-void warn(const std::string& line);     // stderr "warning: ...", rank 0
+void info(const std::string& line);  // stdout, rank 0
+void warn(const std::string& line);  // stderr "warning: ...", rank 0
 bool stdout_is_tty();
 // Sends info and warnings to a file instead of stdout/stderr while it lives, and speaks as
 // `rank` (a sweep's group leader logs its run into the run folder, whatever its world rank).

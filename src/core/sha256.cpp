@@ -49,10 +49,8 @@ std::string sha256_file(const std::string& path) {
   DigestContext ctx = new_context();
   std::vector<unsigned char> buf(size_t{1} << 20);
   size_t got = 0;
-  while ((got = std::fread(buf.data(), 1, buf.size(), file.get())) > 0)
-    update(ctx.get(), buf.data(), got);
-  if (std::ferror(file.get()))
-    throw data_error(path, std::string("cannot read: ") + std::strerror(errno));
+  while ((got = std::fread(buf.data(), 1, buf.size(), file.get())) > 0) update(ctx.get(), buf.data(), got);
+  if (std::ferror(file.get())) throw data_error(path, std::string("cannot read: ") + std::strerror(errno));
   return finish(ctx.get());
 }
 

@@ -25,8 +25,7 @@ std::string h5_detail() {
   H5Ewalk2(
       H5E_DEFAULT, H5E_WALK_UPWARD,
       [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
-        if (n == 0 && err != nullptr && err->desc != nullptr)
-          *static_cast<std::string*>(data) = err->desc;
+        if (n == 0 && err != nullptr && err->desc != nullptr) *static_cast<std::string*>(data) = err->desc;
         return 0;
       },
       &desc);
@@ -38,7 +37,8 @@ std::string h5_detail() {
   const auto at = desc.find(key);
   if (at != std::string::npos) {
     const auto end = desc.find('\'', at + key.size());
-    const std::string reason = desc.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
+    const std::string reason =
+        desc.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
     desc = desc.substr(0, desc.find(':')) + ": " + reason;
   }
   return " (HDF5: " + one_line(desc) + ")";
@@ -133,8 +133,7 @@ bool type_accepted(hid_t stored, Conversion conversion) {
   } else {
     if (cls != H5T_INTEGER) return false;
     const bool stored_signed = H5Tget_sign(stored) != H5T_SGN_NONE;
-    if (conversion == Conversion::kExact)
-      return size == sizeof(T) && stored_signed == std::is_signed_v<T>;
+    if (conversion == Conversion::kExact) return size == sizeof(T) && stored_signed == std::is_signed_v<T>;
     if (stored_signed) return std::is_signed_v<T> && size <= sizeof(T);
     return std::is_signed_v<T> ? size < sizeof(T) : size <= sizeof(T);
   }
@@ -147,8 +146,7 @@ void check_dataset_type(hid_t dset, const std::string& where, Conversion convers
   if (!type_accepted<T>(type, conversion)) {
     std::string expected = expected_name<T>();
     if (conversion == Conversion::kWidenInteger) expected += " (or a narrower integer type)";
-    throw data_error(file_name_of(dset),
-                     where + " has type " + type_name(type) + ", expected " + expected);
+    throw data_error(file_name_of(dset), where + " has type " + type_name(type) + ", expected " + expected);
   }
 }
 
@@ -181,8 +179,7 @@ Handle open_scalar_attr(hid_t obj, const std::string& name) {
   return attr;
 }
 
-void write_attr_raw(hid_t obj, const std::string& name, hid_t disk_type, hid_t mem_type,
-                    const void* value) {
+void write_attr_raw(hid_t obj, const std::string& name, hid_t disk_type, hid_t mem_type, const void* value) {
   quiet();
   if (H5Aexists(obj, name.c_str()) > 0 && H5Adelete(obj, name.c_str()) < 0)
     fail(obj, "cannot replace " + attr_where(obj, name));
@@ -351,8 +348,7 @@ std::vector<std::string> list_datasets(hid_t loc, const std::string& group) {
         if (info->type != H5L_TYPE_HARD) return 0;
         const hid_t obj = H5Oopen(base, name, H5P_DEFAULT);
         if (obj < 0) return 0;
-        if (H5Iget_type(obj) == H5I_DATASET)
-          static_cast<std::vector<std::string>*>(data)->push_back(name);
+        if (H5Iget_type(obj) == H5I_DATASET) static_cast<std::vector<std::string>*>(data)->push_back(name);
         H5Oclose(obj);
         return 0;
       },
@@ -368,8 +364,7 @@ Handle open_dataset(hid_t loc, const std::string& name) {
   if (!exists(loc, name)) throw data_error(file_name_of(loc), "has no " + where + " dataset");
   Handle obj(H5Oopen(loc, name.c_str(), H5P_DEFAULT), H5Oclose);
   if (!obj.valid()) fail(loc, "cannot open " + where);
-  if (H5Iget_type(obj) != H5I_DATASET)
-    throw data_error(file_name_of(loc), where + " is not a dataset");
+  if (H5Iget_type(obj) != H5I_DATASET) throw data_error(file_name_of(loc), where + " is not a dataset");
   return obj;
 }
 
@@ -381,18 +376,16 @@ std::vector<hsize_t> dims_of(hid_t loc, const std::string& name) {
 }
 
 template <class T>
-void write_array(hid_t loc, const std::string& name, const T* data,
-                 const std::vector<hsize_t>& dims, hsize_t chunk_rows, int deflate) {
+void write_array(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims,
+                 hsize_t chunk_rows, int deflate) {
   static_assert(kSupportedElement<T>, "unsupported element type");
   quiet();
-  if (deflate < 0 || deflate > 9)
-    throw std::invalid_argument("h5::write_array: deflate level must be 0..9");
+  if (deflate < 0 || deflate > 9) throw std::invalid_argument("h5::write_array: deflate level must be 0..9");
   const std::string where = object_path(loc, name);
   if (exists(loc, name)) throw data_error(file_name_of(loc), where + " already exists");
 
   const int rank = static_cast<int>(dims.size());
-  Handle space(rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims.data(), nullptr),
-               H5Sclose);
+  Handle space(rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims.data(), nullptr), H5Sclose);
   if (!space.valid()) fail(loc, "cannot create the dataspace of " + where);
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
@@ -402,17 +395,14 @@ void write_array(hid_t loc, const std::string& name, const T* data,
   // A chunk may not exceed a fixed dimension, so empty arrays stay contiguous.
   if (rank > 0 && total > 0 && (chunk_rows > 0 || deflate > 0)) {
     const hsize_t row_bytes = sizeof(T) * product(dims, 1);
-    hsize_t rows =
-        chunk_rows > 0 ? chunk_rows : std::max<hsize_t>(1, (hsize_t{1} << 20) / row_bytes);
+    hsize_t rows = chunk_rows > 0 ? chunk_rows : std::max<hsize_t>(1, (hsize_t{1} << 20) / row_bytes);
     std::vector<hsize_t> chunk = dims;
     chunk[0] = std::min(rows, dims[0]);
     if (H5Pset_chunk(dcpl, rank, chunk.data()) < 0) fail(loc, "cannot chunk " + where);
-    if (deflate > 0 && H5Pset_deflate(dcpl, static_cast<unsigned>(deflate)) < 0)
-      fail(loc, "cannot compress " + where);
+    if (deflate > 0 && H5Pset_deflate(dcpl, static_cast<unsigned>(deflate)) < 0) fail(loc, "cannot compress " + where);
   }
 
-  Handle dset(H5Dcreate2(loc, name.c_str(), Traits<T>::disk(), space, lcpl, dcpl, H5P_DEFAULT),
-              H5Dclose);
+  Handle dset(H5Dcreate2(loc, name.c_str(), Traits<T>::disk(), space, lcpl, dcpl, H5P_DEFAULT), H5Dclose);
   if (!dset.valid()) fail(loc, "cannot create dataset " + where);
   if (total > 0 && H5Dwrite(dset, Traits<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     fail(loc, "cannot write " + where);
@@ -438,16 +428,14 @@ std::vector<T> read_array(hid_t loc, const std::string& name, std::vector<hsize_
   const std::vector<hsize_t> shape = space_dims(space);
   const hssize_t npoints = H5Sget_simple_extent_npoints(space);
   std::vector<T> out(npoints > 0 ? static_cast<size_t>(npoints) : 0);
-  if (!out.empty() &&
-      H5Dread(dset, Traits<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+  if (!out.empty() && H5Dread(dset, Traits<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
     fail(loc, "cannot read " + where);
   if (dims != nullptr) *dims = shape;
   return out;
 }
 
 template <class T>
-std::vector<T> read_row_range(hid_t loc, const std::string& name, hsize_t begin, hsize_t end,
-                              Conversion conversion) {
+std::vector<T> read_row_range(hid_t loc, const std::string& name, hsize_t begin, hsize_t end, Conversion conversion) {
   static_assert(kSupportedElement<T>, "unsupported element type");
   if (conversion == Conversion::kWidenInteger && !std::is_integral_v<T>)
     throw std::invalid_argument("h5::read_row_range: integer widening needs an integer T");
@@ -457,34 +445,27 @@ std::vector<T> read_row_range(hid_t loc, const std::string& name, hsize_t begin,
   Handle file_space(H5Dget_space(dset), H5Sclose);
   if (!file_space.valid()) fail(loc, "cannot read the shape of " + where);
   const std::vector<hsize_t> dims = space_dims(file_space);
-  if (dims.empty())
-    throw data_error(file_name_of(loc), where + " is a scalar, expected an array of rows");
+  if (dims.empty()) throw data_error(file_name_of(loc), where + " is a scalar, expected an array of rows");
   if (begin > end || end > dims[0])
-    throw std::out_of_range("h5::read_row_range: rows [" + std::to_string(begin) + ", " +
-                            std::to_string(end) + ") outside [0, " + std::to_string(dims[0]) +
-                            ") of " + where);
+    throw std::out_of_range("h5::read_row_range: rows [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") outside [0, " + std::to_string(dims[0]) + ") of " + where);
   std::vector<hsize_t> start(dims.size(), 0), count = dims;
   start[0] = begin;
   count[0] = end - begin;
   std::vector<T> out(static_cast<size_t>(product(count)));
   if (out.empty()) return out;
-  if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(),
-                          nullptr) < 0)
+  if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0)
     fail(loc, "cannot select rows of " + where);
-  Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
-                   H5Sclose);
+  Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
   if (H5Dread(dset, Traits<T>::mem(), mem_space, file_space, H5P_DEFAULT, out.data()) < 0)
-    fail(loc,
-         "cannot read rows " + std::to_string(begin) + ".." + std::to_string(end) + " of " + where);
+    fail(loc, "cannot read rows " + std::to_string(begin) + ".." + std::to_string(end) + " of " + where);
   return out;
 }
 
-#define MIXVAE_H5_INSTANTIATE(T)                                                                 \
-  template void write_array<T>(hid_t, const std::string&, const T*, const std::vector<hsize_t>&, \
-                               hsize_t, int);                                                    \
-  template std::vector<T> read_array<T>(hid_t, const std::string&, std::vector<hsize_t>*);       \
-  template std::vector<T> read_row_range<T>(hid_t, const std::string&, hsize_t, hsize_t,         \
-                                            Conversion);                                         \
+#define MIXVAE_H5_INSTANTIATE(T)                                                                                \
+  template void write_array<T>(hid_t, const std::string&, const T*, const std::vector<hsize_t>&, hsize_t, int); \
+  template std::vector<T> read_array<T>(hid_t, const std::string&, std::vector<hsize_t>*);                      \
+  template std::vector<T> read_row_range<T>(hid_t, const std::string&, hsize_t, hsize_t, Conversion);           \
   template void check_type<T>(hid_t, const std::string&, Conversion);
 MIXVAE_H5_INSTANTIATE(float)
 MIXVAE_H5_INSTANTIATE(double)
@@ -502,9 +483,7 @@ void write_attr(hid_t obj, const std::string& name, const std::string& value) {
   write_attr_raw(obj, name, type, type, &p);
 }
 
-void write_attr(hid_t obj, const std::string& name, const char* value) {
-  write_attr(obj, name, std::string(value));
-}
+void write_attr(hid_t obj, const std::string& name, const char* value) { write_attr(obj, name, std::string(value)); }
 
 void write_attr(hid_t obj, const std::string& name, int64_t value) {
   write_attr_raw(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
@@ -524,8 +503,7 @@ std::optional<std::string> read_attr_string(hid_t obj, const std::string& name) 
   if (!attr.valid()) return std::nullopt;
   Handle type(H5Aget_type(attr), H5Tclose);
   if (H5Tget_class(type) != H5T_STRING)
-    throw data_error(file_name_of(obj), attr_where(obj, name) + " has type " + type_name(type) +
-                                            ", expected a string");
+    throw data_error(file_name_of(obj), attr_where(obj, name) + " has type " + type_name(type) + ", expected a string");
   Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_cset(mem, H5Tget_cset(type));
   if (H5Tis_variable_str(type) > 0) {
@@ -550,20 +528,18 @@ std::optional<int64_t> read_attr_int(hid_t obj, const std::string& name) {
   if (!attr.valid()) return std::nullopt;
   Handle type(H5Aget_type(attr), H5Tclose);
   if (H5Tget_class(type) != H5T_INTEGER)
-    throw data_error(file_name_of(obj), attr_where(obj, name) + " has type " + type_name(type) +
-                                            ", expected an integer");
+    throw data_error(file_name_of(obj),
+                     attr_where(obj, name) + " has type " + type_name(type) + ", expected an integer");
   if (H5Tget_sign(type) == H5T_SGN_NONE && H5Tget_size(type) >= 8) {
     uint64_t value = 0;
-    if (H5Aread(attr, H5T_NATIVE_UINT64, &value) < 0)
-      fail(obj, "cannot read " + attr_where(obj, name));
+    if (H5Aread(attr, H5T_NATIVE_UINT64, &value) < 0) fail(obj, "cannot read " + attr_where(obj, name));
     if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      throw data_error(file_name_of(obj), attr_where(obj, name) + " = " + std::to_string(value) +
-                                              " does not fit int64");
+      throw data_error(file_name_of(obj),
+                       attr_where(obj, name) + " = " + std::to_string(value) + " does not fit int64");
     return static_cast<int64_t>(value);
   }
   int64_t value = 0;
-  if (H5Aread(attr, H5T_NATIVE_INT64, &value) < 0)
-    fail(obj, "cannot read " + attr_where(obj, name));
+  if (H5Aread(attr, H5T_NATIVE_INT64, &value) < 0) fail(obj, "cannot read " + attr_where(obj, name));
   return value;
 }
 
@@ -573,11 +549,9 @@ std::optional<double> read_attr_double(hid_t obj, const std::string& name) {
   Handle type(H5Aget_type(attr), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type);
   if (cls != H5T_FLOAT && cls != H5T_INTEGER)
-    throw data_error(file_name_of(obj), attr_where(obj, name) + " has type " + type_name(type) +
-                                            ", expected a number");
+    throw data_error(file_name_of(obj), attr_where(obj, name) + " has type " + type_name(type) + ", expected a number");
   double value = 0;
-  if (H5Aread(attr, H5T_NATIVE_DOUBLE, &value) < 0)
-    fail(obj, "cannot read " + attr_where(obj, name));
+  if (H5Aread(attr, H5T_NATIVE_DOUBLE, &value) < 0) fail(obj, "cannot read " + attr_where(obj, name));
   return value;
 }
 

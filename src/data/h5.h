@@ -108,16 +108,16 @@ Handle open_dataset(hid_t loc, const std::string& name);
 // uint64_t. Stored on disk as the little-endian standard type of the same size.
 template <class T>
 inline constexpr bool kSupportedElement =
-    std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int64_t> ||
-    std::is_same_v<T, int32_t> || std::is_same_v<T, uint8_t> || std::is_same_v<T, uint64_t>;
+    std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int64_t> || std::is_same_v<T, int32_t> ||
+    std::is_same_v<T, uint8_t> || std::is_same_v<T, uint64_t>;
 
 // Writes a new dataset `name` (intermediate groups are created, so "model/enc.0.weight"
 // works). `dims` empty means a scalar. chunk_rows > 0 chunks by that many rows along
 // dim 0; deflate 1..9 compresses (and picks ~1 MiB row chunks if chunk_rows is 0).
 // DataError if the dataset already exists or the write fails.
 template <class T>
-void write_array(hid_t loc, const std::string& name, const T* data,
-                 const std::vector<hsize_t>& dims, hsize_t chunk_rows = 0, int deflate = 0);
+void write_array(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims,
+                 hsize_t chunk_rows = 0, int deflate = 0);
 
 // Reads a whole dataset. Its stored type must be exactly T's type (byte order aside):
 // "FILE: /features has type int32, expected float32" otherwise. dims, if given, receives
@@ -150,9 +150,8 @@ void write_attr(hid_t obj, const std::string& name, int64_t value);
 void write_attr(hid_t obj, const std::string& name, double value);
 // Other integer types (int, unsigned, ...) would be ambiguous between int64_t and double;
 // they are stored as int64, so values must fit it.
-template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, int64_t> &&
-                                        !std::is_same_v<I, bool>,
-                                    int> = 0>
+template <class I,
+          std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, int64_t> && !std::is_same_v<I, bool>, int> = 0>
 void write_attr(hid_t obj, const std::string& name, I value) {
   write_attr(obj, name, static_cast<int64_t>(value));
 }

@@ -109,8 +109,7 @@ void prepare_har(const std::string& raw_dir, const std::string& out_path, int64_
                  : std::string());
   meta.num_classes = kHarClasses;
   for (const Split* s : {&train, &test})
-    for (const std::string& path : {s->x_path, s->y_path})
-      meta.extra.push_back(file_checksum(path));
+    for (const std::string& path : {s->x_path, s->y_path}) meta.extra.push_back(file_checksum(path));
   meta.extra.emplace_back("classes", "WALKING,WALKING_UPSTAIRS,WALKING_DOWNSTAIRS,SITTING,STANDING,LAYING");
   meta.extra_int.emplace_back("num_train", train.x.n);
   meta.extra_int.emplace_back("num_test", test.x.n);

@@ -51,8 +51,7 @@ class GzReader {
  public:
   explicit GzReader(const std::string& path) : path_(path), gz_(gzopen(path.c_str(), "rb")) {
     if (gz_ == nullptr)
-      throw data_error(path, std::string("cannot read: ") +
-                                 (errno != 0 ? std::strerror(errno) : "out of memory"));
+      throw data_error(path, std::string("cannot read: ") + (errno != 0 ? std::strerror(errno) : "out of memory"));
   }
   ~GzReader() {
     if (gz_ != nullptr) gzclose(gz_);
@@ -82,10 +81,8 @@ class GzReader {
   [[noreturn]] void throw_error() {
     int errnum = Z_OK;
     const char* msg = gzerror(gz_, &errnum);
-    if (errnum == Z_ERRNO)
-      throw data_error(path_, std::string("cannot read: ") + std::strerror(errno));
-    throw data_error(path_,
-                     std::string("corrupt gzip data (") + (msg != nullptr ? msg : "?") + ")");
+    if (errnum == Z_ERRNO) throw data_error(path_, std::string("cannot read: ") + std::strerror(errno));
+    throw data_error(path_, std::string("corrupt gzip data (") + (msg != nullptr ? msg : "?") + ")");
   }
 
   std::string path_;
@@ -97,8 +94,8 @@ class GzReader {
 IdxArray read_idx_u8(const std::string& path, int expected_rank) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
-    throw data_error(path, errno == ENOENT ? std::string("no such file")
-                                           : std::string("cannot access: ") + std::strerror(errno));
+    throw data_error(
+        path, errno == ENOENT ? std::string("no such file") : std::string("cannot access: ") + std::strerror(errno));
   if (S_ISDIR(st.st_mode)) throw data_error(path, "is a directory, expected an IDX file");
 
   GzReader in(path);
@@ -106,19 +103,16 @@ IdxArray read_idx_u8(const std::string& path, int expected_rank) {
   const size_t got_magic = in.read(magic, 4);
   if (got_magic == 0) throw data_error(path, "is empty, expected an IDX file");
   if (got_magic < 4)
-    throw data_error(
-        path, "truncated: the IDX header ends after " + std::to_string(got_magic) + " bytes");
+    throw data_error(path, "truncated: the IDX header ends after " + std::to_string(got_magic) + " bytes");
   if (magic[0] != 0 || magic[1] != 0)
-    throw data_error(path, "not an IDX file (starts with " + hex_byte(magic[0]) + " " +
-                               hex_byte(magic[1]) + " " + hex_byte(magic[2]) + " " +
-                               hex_byte(magic[3]) + ", expected 0x00 0x00 0x08 RANK)");
+    throw data_error(path, "not an IDX file (starts with " + hex_byte(magic[0]) + " " + hex_byte(magic[1]) + " " +
+                               hex_byte(magic[2]) + " " + hex_byte(magic[3]) + ", expected 0x00 0x00 0x08 RANK)");
   if (magic[2] != kTypeU8)
-    throw data_error(path, "IDX element type " + hex_byte(magic[2]) + " (" +
-                               idx_type_name(magic[2]) + "), expected 0x08 (unsigned byte)");
+    throw data_error(path, "IDX element type " + hex_byte(magic[2]) + " (" + idx_type_name(magic[2]) +
+                               "), expected 0x08 (unsigned byte)");
   const int rank = magic[3];
   if (rank != expected_rank)
-    throw data_error(
-        path, "IDX rank " + std::to_string(rank) + ", expected " + std::to_string(expected_rank));
+    throw data_error(path, "IDX rank " + std::to_string(rank) + ", expected " + std::to_string(expected_rank));
 
   IdxArray array;
   uint64_t expected = 1;
@@ -126,11 +120,9 @@ IdxArray read_idx_u8(const std::string& path, int expected_rank) {
     uint8_t b[4];
     const size_t got = in.read(b, 4);
     if (got < 4)
-      throw data_error(path, "truncated: the IDX header ends after " +
-                                 std::to_string(4 + 4 * i + got) + " of " +
+      throw data_error(path, "truncated: the IDX header ends after " + std::to_string(4 + 4 * i + got) + " of " +
                                  std::to_string(4 + 4 * rank) + " bytes");
-    const uint32_t dim =
-        (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+    const uint32_t dim = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
     if (dim > static_cast<uint32_t>(std::numeric_limits<int32_t>::max()))
       throw data_error(path, "IDX dimension " + std::to_string(i) + " is " + std::to_string(dim) +
                                  ", implausibly large (corrupt header?)");
@@ -148,21 +140,20 @@ IdxArray read_idx_u8(const std::string& path, int expected_rank) {
   while (total < expected) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(expected - total, buf.size()));
     const size_t got = in.read(buf.data(), want);
-    array.data.insert(array.data.end(), buf.begin(),
-                      buf.begin() + static_cast<std::ptrdiff_t>(got));
+    array.data.insert(array.data.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
     total += got;
     if (got < want) break;
   }
   if (total < expected)
-    throw data_error(path, "truncated: expected " + std::to_string(expected) + " bytes of " + what +
-                               ", found " + std::to_string(total));
+    throw data_error(path, "truncated: expected " + std::to_string(expected) + " bytes of " + what + ", found " +
+                               std::to_string(total));
 
   // Reading past the payload also makes zlib check the gzip trailer (CRC and length).
   uint64_t extra = 0;
   for (size_t got; (got = in.read(buf.data(), buf.size())) > 0;) extra += got;
   if (extra > 0)
-    throw data_error(path, std::to_string(extra) + " unexpected extra bytes after the " +
-                               std::to_string(expected) + " bytes of " + what);
+    throw data_error(path, std::to_string(extra) + " unexpected extra bytes after the " + std::to_string(expected) +
+                               " bytes of " + what);
   return array;
 }
 

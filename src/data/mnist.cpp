@@ -52,9 +52,9 @@ std::optional<std::string> locate(const std::string& dir, const RawName& r) {
 
 std::string require(const std::string& dir, const RawName& r) {
   if (auto path = locate(dir, r)) return *path;
-  throw data_error(join(dir, stem(r) + "-" + r.kind + "-ubyte.gz"),
-                   "missing MNIST file (also looked for " + stem(r) + "-" + r.kind + "-ubyte and " +
-                       stem(r) + "." + r.kind + "-ubyte[.gz])");
+  throw data_error(join(dir, stem(r) + "-" + r.kind + "-ubyte.gz"), "missing MNIST file (also looked for " + stem(r) +
+                                                                        "-" + r.kind + "-ubyte and " + stem(r) + "." +
+                                                                        r.kind + "-ubyte[.gz])");
 }
 
 struct Split {
@@ -63,21 +63,20 @@ struct Split {
   int64_t n = 0;
 };
 
-Split read_split(const std::string& images_path, const std::string& labels_path,
-                 const RawName& images_name, const RawName& labels_name) {
+Split read_split(const std::string& images_path, const std::string& labels_path, const RawName& images_name,
+                 const RawName& labels_name) {
   IdxArray images = read_idx_u8(images_path, 3);
   if (images.dims[1] != kSide || images.dims[2] != kSide)
     throw data_error(images_path, "images are " + std::to_string(images.dims[1]) + "x" +
                                       std::to_string(images.dims[2]) + ", expected 28x28");
   IdxArray labels = read_idx_u8(labels_path, 1);
   if (labels.dims[0] != images.dims[0])
-    throw data_error(labels_path, stem(images_name) + " has " + std::to_string(images.dims[0]) +
-                                      " images but " + stem(labels_name) + " has " +
-                                      std::to_string(labels.dims[0]) + " labels");
+    throw data_error(labels_path, stem(images_name) + " has " + std::to_string(images.dims[0]) + " images but " +
+                                      stem(labels_name) + " has " + std::to_string(labels.dims[0]) + " labels");
   for (size_t i = 0; i < labels.data.size(); ++i)
     if (labels.data[i] >= kClasses)
-      throw data_error(labels_path, "label " + std::to_string(labels.data[i]) + " at index " +
-                                        std::to_string(i) + " is outside 0-9");
+      throw data_error(labels_path, "label " + std::to_string(labels.data[i]) + " at index " + std::to_string(i) +
+                                        " is outside 0-9");
   Split split;
   split.n = images.dims[0];
   split.pixels = std::move(images.data);

@@ -378,8 +378,7 @@ void prepare_reuters(const std::string& raw_dir, const ReutersOptions& options, 
   meta.extra.emplace_back("categories", "CCAT,GCAT,MCAT,ECAT");
   meta.extra.emplace_back("vocabulary", vocabulary);
   meta.extra.push_back(file_checksum(qrels));
-  for (const std::string& path : token_files)
-    meta.extra.push_back(file_checksum(path));
+  for (const std::string& path : token_files) meta.extra.push_back(file_checksum(path));
   meta.extra_int.emplace_back("seed", options.seed);
   meta.extra_int.emplace_back("num_kept_documents", n_kept);
   meta.extra_int.emplace_back("vocabulary_size", vocab);

@@ -32,8 +32,8 @@ std::pair<std::string, std::string> file_checksum(const std::string& path);
 // fsync'ed). On any error nothing is left at `path` nor the temp file, and a DataError
 // names `path`. Refuses NaN/Inf features, labels outside [0, num_classes) (or negative
 // labels when num_classes is 0), and empty data. `labels` may be null.
-void write_dataset(const std::string& path, const float* features, int64_t n, int64_t d,
-                   const int64_t* labels, const DatasetMeta& meta);
+void write_dataset(const std::string& path, const float* features, int64_t n, int64_t d, const int64_t* labels,
+                   const DatasetMeta& meta);
 
 struct DatasetInfo {
   std::string path;

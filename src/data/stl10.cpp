@@ -156,8 +156,7 @@ void prepare_stl10_features(const std::string& features_npy, const std::string& 
   const NpyArray xa = read_npy(features_npy);
   int64_t n = 0, d = 0;
   const std::vector<float> x = npy_matrix(xa, &n, &d);
-  std::vector<std::pair<std::string, std::string>> extra{
-      file_checksum(features_npy), {"features_dtype", xa.descr}};
+  std::vector<std::pair<std::string, std::string>> extra{file_checksum(features_npy), {"features_dtype", xa.descr}};
   std::vector<std::pair<std::string, int64_t>> extra_int;
   std::vector<int64_t> y;
   std::string labels_path;

@@ -34,9 +34,7 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::mt19937_64 stream(uint64_t seed, Stream s) {
-  return std::mt19937_64(splitmix64(seed ^ splitmix64(s)));
-}
+std::mt19937_64 stream(uint64_t seed, Stream s) { return std::mt19937_64(splitmix64(seed ^ splitmix64(s))); }
 
 // Box-Muller on 53-bit uniforms: std::normal_distribution differs between standard
 // libraries, this does not.
@@ -90,8 +88,7 @@ std::vector<double> draw_centres(int64_t k, uint64_t seed) {
     for (int t = 0; t < kCentreTries; ++t) {
       for (double& c : candidate) c = kCentreScale * normal();
       double gap = std::numeric_limits<double>::infinity();
-      for (int64_t i = 0; i < j; ++i)
-        gap = std::min(gap, distance(candidate, &centres[i * kLatent]));
+      for (int64_t i = 0; i < j; ++i) gap = std::min(gap, distance(candidate, &centres[i * kLatent]));
       if (gap > best_gap) {
         best_gap = gap;
         std::copy(candidate, candidate + kLatent, best);
@@ -160,8 +157,7 @@ void prepare_synthetic(const std::string& out, int64_t n, int64_t d, int64_t k, 
 
   DatasetMeta meta;
   meta.name = "synthetic";
-  meta.source = "mixvae synthetic Gaussian mixture (k=" + std::to_string(k) +
-                ", seed=" + std::to_string(seed) + ")";
+  meta.source = "mixvae synthetic Gaussian mixture (k=" + std::to_string(k) + ", seed=" + std::to_string(seed) + ")";
   meta.preprocessing = recipe(k);
   meta.num_classes = k;
   meta.extra.emplace_back("seed", std::to_string(seed));  // uint64 may not fit an int64 attr

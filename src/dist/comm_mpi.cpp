@@ -1,6 +1,5 @@
 // MPI back end of Communicator (Open MPI on Debian; any MPI-3 library works).
 #include <mpi.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,20 +31,28 @@ bool thread_multiple() {
 
 MPI_Datatype to_mpi(DType t) {
   switch (t) {
-    case DType::F32: return MPI_FLOAT;
-    case DType::F64: return MPI_DOUBLE;
-    case DType::I64: return MPI_INT64_T;
-    case DType::I32: return MPI_INT32_T;
-    case DType::U8: return MPI_UINT8_T;
+    case DType::F32:
+      return MPI_FLOAT;
+    case DType::F64:
+      return MPI_DOUBLE;
+    case DType::I64:
+      return MPI_INT64_T;
+    case DType::I32:
+      return MPI_INT32_T;
+    case DType::U8:
+      return MPI_UINT8_T;
   }
   return MPI_BYTE;
 }
 
 MPI_Op to_mpi(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum: return MPI_SUM;
-    case ReduceOp::Max: return MPI_MAX;
-    case ReduceOp::Min: return MPI_MIN;
+    case ReduceOp::Sum:
+      return MPI_SUM;
+    case ReduceOp::Max:
+      return MPI_MAX;
+    case ReduceOp::Min:
+      return MPI_MIN;
   }
   return MPI_SUM;
 }
@@ -75,11 +82,16 @@ constexpr size_t kMaxChunk = size_t(1) << 30;
 enum Op : int { kNone = 0, kAllReduce, kBroadcast, kAllGather, kBarrier, kSplit };
 const char* op_name(int op) {
   switch (op) {
-    case kAllReduce: return "all_reduce";
-    case kBroadcast: return "broadcast";
-    case kAllGather: return "all_gather";
-    case kBarrier: return "barrier";
-    case kSplit: return "split";
+    case kAllReduce:
+      return "all_reduce";
+    case kBroadcast:
+      return "broadcast";
+    case kAllGather:
+      return "all_gather";
+    case kBarrier:
+      return "barrier";
+    case kSplit:
+      return "split";
   }
   return "none";
 }
@@ -92,9 +104,9 @@ int64_t now_ms() {
 
 // What the main thread is doing on one communicator.
 struct Progress {
-  std::atomic<uint64_t> seq{0};    // collectives entered so far (the current one's number)
-  std::atomic<int> op{kNone};      // the current one, kNone between collectives
-  std::atomic<int64_t> since{0};   // when it was entered / the last one was left (ms)
+  std::atomic<uint64_t> seq{0};   // collectives entered so far (the current one's number)
+  std::atomic<int> op{kNone};     // the current one, kNone between collectives
+  std::atomic<int64_t> since{0};  // when it was entered / the last one was left (ms)
 };
 
 void default_timeout_handler(const std::string& message, void*) {
@@ -108,7 +120,10 @@ void default_timeout_handler(const std::string& message, void*) {
 class Watchdog {
  public:
   Watchdog(MPI_Comm ctl, const Progress* p, double timeout_s, Communicator::TimeoutHandler handler, void* context)
-      : ctl_(ctl), p_(p), timeout_ms_(int64_t(timeout_s * 1000)), handler_(handler ? handler : default_timeout_handler),
+      : ctl_(ctl),
+        p_(p),
+        timeout_ms_(int64_t(timeout_s * 1000)),
+        handler_(handler ? handler : default_timeout_handler),
         context_(context) {
     MPI_Comm_rank(ctl_, &rank_);
     MPI_Comm_size(ctl_, &size_);
@@ -307,7 +322,8 @@ class MpiCommunicator final : public Communicator {
   }
   void set_timeout(double seconds, TimeoutHandler handler, void* context) override {
     watchdog_.reset();
-    if (seconds > 0 && size_ > 1 && thread_multiple()) watchdog_ = std::make_unique<Watchdog>(ctl_, &progress_, seconds, handler, context);
+    if (seconds > 0 && size_ > 1 && thread_multiple())
+      watchdog_ = std::make_unique<Watchdog>(ctl_, &progress_, seconds, handler, context);
   }
   uint64_t collectives() const override { return progress_.seq.load(); }
   bool collectives_from_any_thread() const override { return thread_multiple(); }
@@ -321,9 +337,9 @@ class MpiCommunicator final : public Communicator {
     char* p = static_cast<char*>(data);
     for (size_t off = 0; off < count; off += kMaxChunk) {
       size_t n = std::min(kMaxChunk, count - off);
-      check(MPI_Allreduce(MPI_IN_PLACE, p + off * dtype_size(type), static_cast<int>(n),
-                          to_mpi(type), to_mpi(op), comm_),
-            "MPI_Allreduce");
+      check(
+          MPI_Allreduce(MPI_IN_PLACE, p + off * dtype_size(type), static_cast<int>(n), to_mpi(type), to_mpi(op), comm_),
+          "MPI_Allreduce");
     }
   }
   void broadcast(void* data, size_t count, DType type, int root) override {
@@ -332,16 +348,15 @@ class MpiCommunicator final : public Communicator {
     char* p = static_cast<char*>(data);
     for (size_t off = 0; off < count; off += kMaxChunk) {
       size_t n = std::min(kMaxChunk, count - off);
-      check(MPI_Bcast(p + off * dtype_size(type), static_cast<int>(n), to_mpi(type), root, comm_),
-            "MPI_Bcast");
+      check(MPI_Bcast(p + off * dtype_size(type), static_cast<int>(n), to_mpi(type), root, comm_), "MPI_Bcast");
     }
   }
   void all_gather(const void* send, void* recv, size_t count, DType type) override {
     if (count > kMaxChunk) throw std::runtime_error("all_gather: block too large");
     InCollective in(progress_, kAllGather);
-    check(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv, static_cast<int>(count),
-                        to_mpi(type), comm_),
-          "MPI_Allgather");
+    check(
+        MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv, static_cast<int>(count), to_mpi(type), comm_),
+        "MPI_Allgather");
   }
   void barrier() override {
     InCollective in(progress_, kBarrier);

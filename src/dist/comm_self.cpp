@@ -18,16 +18,12 @@ class SelfCommunicator final : public Communicator {
     if (send != recv) std::memmove(recv, send, count * dtype_size(type));
   }
   void barrier() override {}
-  std::unique_ptr<Communicator> split(int, int) override {
-    return std::make_unique<SelfCommunicator>();
-  }
+  std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<SelfCommunicator>(); }
   [[noreturn]] void abort(int exit_code) override { std::_Exit(exit_code); }
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_self_communicator() {
-  return std::make_unique<SelfCommunicator>();
-}
+std::unique_ptr<Communicator> make_self_communicator() { return std::make_unique<SelfCommunicator>(); }
 
 }  // namespace mixvae::dist

@@ -17,12 +17,28 @@ enum class ReduceOp { Sum, Max, Min };
 enum class DType { F32, F64, I64, I32, U8 };
 
 size_t dtype_size(DType t);
-template <class T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::F32; }
-template <> constexpr DType dtype_of<double>() { return DType::F64; }
-template <> constexpr DType dtype_of<int64_t>() { return DType::I64; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
-template <> constexpr DType dtype_of<uint8_t>() { return DType::U8; }
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::F64;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::I64;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::U8;
+}
 
 class Communicator {
  public:
@@ -62,17 +78,21 @@ class Communicator {
   virtual bool collectives_from_any_thread() const { return false; }
 
   // Typed conveniences.
-  template <class T> void all_reduce(std::vector<T>& v, ReduceOp op = ReduceOp::Sum) {
+  template <class T>
+  void all_reduce(std::vector<T>& v, ReduceOp op = ReduceOp::Sum) {
     if (!v.empty()) all_reduce(v.data(), v.size(), dtype_of<T>(), op);
   }
-  template <class T> T all_reduce_value(T x, ReduceOp op = ReduceOp::Sum) {
+  template <class T>
+  T all_reduce_value(T x, ReduceOp op = ReduceOp::Sum) {
     all_reduce(&x, 1, dtype_of<T>(), op);
     return x;
   }
-  template <class T> void broadcast(std::vector<T>& v, int root) {
+  template <class T>
+  void broadcast(std::vector<T>& v, int root) {
     if (!v.empty()) broadcast(v.data(), v.size(), dtype_of<T>(), root);
   }
-  template <class T> std::vector<T> all_gather_value(T x) {
+  template <class T>
+  std::vector<T> all_gather_value(T x) {
     std::vector<T> out(static_cast<size_t>(size()));
     all_gather(&x, out.data(), 1, dtype_of<T>());
     return out;
@@ -114,7 +134,8 @@ void finalize();
 // or DataError, every rank throws the same error (the lowest failing rank's message), so
 // no rank is left waiting in a later collective and the message is printed once by rank 0.
 // Other exceptions propagate as they are (main aborts the job for those).
-template <class Fn> void agree(Communicator& comm, Fn&& fn);
+template <class Fn>
+void agree(Communicator& comm, Fn&& fn);
 
 // True once agree() has thrown: every rank holds the same error, so main can print it on
 // rank 0 and exit normally instead of aborting the job.
@@ -124,7 +145,8 @@ bool last_error_was_collective();
 bool classify_error(const std::exception& e, int* kind);
 void agree_impl(Communicator& comm, int kind, const std::string& message);
 
-template <class Fn> void agree(Communicator& comm, Fn&& fn) {
+template <class Fn>
+void agree(Communicator& comm, Fn&& fn) {
   int kind = 0;  // 0 ok, 1 usage, 2 data
   std::string msg;
   try {

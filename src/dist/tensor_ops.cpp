@@ -12,19 +12,26 @@ namespace mixvae::dist {
 
 DType dtype_of(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat32: return DType::F32;
-    case torch::kFloat64: return DType::F64;
-    case torch::kInt64: return DType::I64;
-    case torch::kInt32: return DType::I32;
-    case torch::kUInt8: return DType::U8;
-    default: throw std::runtime_error("collective on an unsupported tensor dtype");
+    case torch::kFloat32:
+      return DType::F32;
+    case torch::kFloat64:
+      return DType::F64;
+    case torch::kInt64:
+      return DType::I64;
+    case torch::kInt32:
+      return DType::I32;
+    case torch::kUInt8:
+      return DType::U8;
+    default:
+      throw std::runtime_error("collective on an unsupported tensor dtype");
   }
 }
 
 namespace {
 // A CUDA tensor goes to an NCCL communicator as it is (on the stream it was produced
 // on); to any other back end it goes through a host copy.
-template <class Fn> void with_contiguous_buffer(Communicator& comm, torch::Tensor& t, Fn&& fn) {
+template <class Fn>
+void with_contiguous_buffer(Communicator& comm, torch::Tensor& t, Fn&& fn) {
   if (t.is_contiguous() && t.device().is_cpu()) {
     fn(t);
     return;

@@ -13,23 +13,21 @@ namespace mixvae::eval {
 
 Contingency::Contingency(int64_t K, int64_t C) : rows(K), cols(C) {
   if (K < 1 || C < 1) {
-    throw std::invalid_argument("Contingency: need at least one cluster and one class, got K=" +
-                                std::to_string(K) + ", C=" + std::to_string(C));
+    throw std::invalid_argument("Contingency: need at least one cluster and one class, got K=" + std::to_string(K) +
+                                ", C=" + std::to_string(C));
   }
   counts.assign(static_cast<size_t>(K * C), 0);
 }
 
 int64_t& Contingency::at(int64_t k, int64_t c) {
   if (k < 0 || k >= rows || c < 0 || c >= cols) {
-    throw std::out_of_range("Contingency::at(" + std::to_string(k) + ", " + std::to_string(c) +
-                            ") outside " + std::to_string(rows) + "x" + std::to_string(cols));
+    throw std::out_of_range("Contingency::at(" + std::to_string(k) + ", " + std::to_string(c) + ") outside " +
+                            std::to_string(rows) + "x" + std::to_string(cols));
   }
   return counts[static_cast<size_t>(k * cols + c)];
 }
 
-int64_t Contingency::at(int64_t k, int64_t c) const {
-  return const_cast<Contingency*>(this)->at(k, c);
-}
+int64_t Contingency::at(int64_t k, int64_t c) const { return const_cast<Contingency*>(this)->at(k, c); }
 
 int64_t Contingency::total() const {
   int64_t n = 0;
@@ -37,12 +35,11 @@ int64_t Contingency::total() const {
   return n;
 }
 
-Contingency Contingency::from_labels(const std::vector<int64_t>& pred,
-                                     const std::vector<int64_t>& truth, int64_t K, int64_t C) {
+Contingency Contingency::from_labels(const std::vector<int64_t>& pred, const std::vector<int64_t>& truth, int64_t K,
+                                     int64_t C) {
   if (pred.size() != truth.size()) {
-    throw std::invalid_argument("Contingency::from_labels: " + std::to_string(pred.size()) +
-                                " predicted labels but " + std::to_string(truth.size()) +
-                                " true labels");
+    throw std::invalid_argument("Contingency::from_labels: " + std::to_string(pred.size()) + " predicted labels but " +
+                                std::to_string(truth.size()) + " true labels");
   }
   Contingency t(K, C);
   t.add(pred.data(), truth.data(), pred.size());
@@ -52,20 +49,17 @@ Contingency Contingency::from_labels(const std::vector<int64_t>& pred,
 void Contingency::add(const int64_t* pred, const int64_t* truth, size_t n) {
   if (counts.size() != static_cast<size_t>(rows * cols)) {
     throw std::invalid_argument("Contingency::add: counts has " + std::to_string(counts.size()) +
-                                " entries, expected " + std::to_string(rows) + "x" +
-                                std::to_string(cols));
+                                " entries, expected " + std::to_string(rows) + "x" + std::to_string(cols));
   }
   // Validate first so that a bad label does not leave a half-counted table behind.
   for (size_t i = 0; i < n; ++i) {
     if (pred[i] < 0 || pred[i] >= rows) {
-      throw std::invalid_argument("Contingency: predicted cluster " + std::to_string(pred[i]) +
-                                  " at sample " + std::to_string(i) + " is outside [0, " +
-                                  std::to_string(rows) + ")");
+      throw std::invalid_argument("Contingency: predicted cluster " + std::to_string(pred[i]) + " at sample " +
+                                  std::to_string(i) + " is outside [0, " + std::to_string(rows) + ")");
     }
     if (truth[i] < 0 || truth[i] >= cols) {
-      throw std::invalid_argument("Contingency: true class " + std::to_string(truth[i]) +
-                                  " at sample " + std::to_string(i) + " is outside [0, " +
-                                  std::to_string(cols) + ")");
+      throw std::invalid_argument("Contingency: true class " + std::to_string(truth[i]) + " at sample " +
+                                  std::to_string(i) + " is outside [0, " + std::to_string(cols) + ")");
     }
   }
   for (size_t i = 0; i < n; ++i) ++counts[static_cast<size_t>(pred[i] * cols + truth[i])];
@@ -79,12 +73,10 @@ void Contingency::add(const int64_t* pred, const int64_t* truth, size_t n) {
 // path form of Kuhn-Munkres with row/column potentials (Jonker-Volgenant style), O(n^3);
 // tests/unit/test_metrics.cpp checks it against brute force over all permutations.
 
-std::vector<int64_t> hungarian_max(const std::vector<double>& weight, int64_t rows,
-                                   int64_t cols) {
+std::vector<int64_t> hungarian_max(const std::vector<double>& weight, int64_t rows, int64_t cols) {
   if (rows < 0 || cols < 0 || weight.size() != static_cast<size_t>(rows * cols)) {
-    throw std::invalid_argument("hungarian_max: weight has " + std::to_string(weight.size()) +
-                                " entries, expected " + std::to_string(rows) + "x" +
-                                std::to_string(cols));
+    throw std::invalid_argument("hungarian_max: weight has " + std::to_string(weight.size()) + " entries, expected " +
+                                std::to_string(rows) + "x" + std::to_string(cols));
   }
   for (double w : weight) {
     if (!std::isfinite(w)) throw std::invalid_argument("hungarian_max: non-finite weight");
@@ -97,13 +89,12 @@ std::vector<int64_t> hungarian_max(const std::vector<double>& weight, int64_t ro
   // cost the same whatever they match, so the real part is an optimal matching of
   // min(rows, cols) pairs. Indices are 1-based; row/column 0 is the "virtual" start.
   auto cost = [&](int64_t i, int64_t j) -> double {  // 1-based
-    return (i <= rows && j <= cols) ? -weight[static_cast<size_t>((i - 1) * cols + (j - 1))]
-                                    : 0.0;
+    return (i <= rows && j <= cols) ? -weight[static_cast<size_t>((i - 1) * cols + (j - 1))] : 0.0;
   };
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> u(n + 1, 0.0), v(n + 1, 0.0);  // row / column potentials
-  std::vector<int64_t> row_of(n + 1, 0);              // column j matched to row row_of[j]
-  std::vector<int64_t> prev(n + 1, 0);                // alternating-tree back pointers
+  std::vector<int64_t> row_of(n + 1, 0);             // column j matched to row row_of[j]
+  std::vector<int64_t> prev(n + 1, 0);               // alternating-tree back pointers
   std::vector<double> slack(n + 1);
   std::vector<char> in_tree(n + 1);
 
@@ -163,9 +154,8 @@ namespace {
 
 void check_table(const Contingency& t, const char* who) {
   if (t.rows < 0 || t.cols < 0 || t.counts.size() != static_cast<size_t>(t.rows * t.cols)) {
-    throw std::invalid_argument(std::string(who) + ": contingency counts has " +
-                                std::to_string(t.counts.size()) + " entries, expected " +
-                                std::to_string(t.rows) + "x" + std::to_string(t.cols));
+    throw std::invalid_argument(std::string(who) + ": contingency counts has " + std::to_string(t.counts.size()) +
+                                " entries, expected " + std::to_string(t.rows) + "x" + std::to_string(t.cols));
   }
   for (int64_t v : t.counts) {
     if (v < 0) throw std::invalid_argument(std::string(who) + ": negative contingency count");

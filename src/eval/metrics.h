@@ -27,8 +27,8 @@ struct Contingency {
 
   // Throws std::invalid_argument if the vectors differ in length or a label is out of
   // range (pred must be in [0,K), truth in [0,C)).
-  static Contingency from_labels(const std::vector<int64_t>& pred,
-                                 const std::vector<int64_t>& truth, int64_t K, int64_t C);
+  static Contingency from_labels(const std::vector<int64_t>& pred, const std::vector<int64_t>& truth, int64_t K,
+                                 int64_t C);
   // Counts n more samples. All labels are checked before any is counted, so a throw
   // (std::invalid_argument) leaves the table unchanged.
   void add(const int64_t* pred, const int64_t* truth, size_t n);
@@ -39,8 +39,7 @@ struct Contingency {
 // min(rows, cols) rows are assigned, and the matching maximises the total weight among
 // such matchings. O(max(rows,cols)^3). Throws std::invalid_argument on a size mismatch
 // or a non-finite weight.
-std::vector<int64_t> hungarian_max(const std::vector<double>& weight, int64_t rows,
-                                   int64_t cols);
+std::vector<int64_t> hungarian_max(const std::vector<double>& weight, int64_t rows, int64_t cols);
 
 // The metrics below throw std::invalid_argument if counts.size() != rows*cols or a count
 // is negative. Empty clusters/classes (all-zero rows/columns) are ignored, exactly as if

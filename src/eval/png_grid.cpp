@@ -36,8 +36,7 @@ void on_png_warning(png_structp, png_const_charp) {}  // warnings are not failur
 
 // Encodes `rows` into `fp`. Returns false with `state->message` set on failure.
 bool encode(FILE* fp, png_bytepp rows, png_uint_32 w, png_uint_32 h, PngErrorState* state) {
-  png_structp png =
-      png_create_write_struct(PNG_LIBPNG_VER_STRING, state, on_png_error, on_png_warning);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, state, on_png_error, on_png_warning);
   if (png == nullptr) {
     std::snprintf(state->message, sizeof(state->message), "png_create_write_struct failed");
     return false;
@@ -54,8 +53,8 @@ bool encode(FILE* fp, png_bytepp rows, png_uint_32 w, png_uint_32 h, PngErrorSta
     return false;
   }
   png_init_io(png, fp);
-  png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   png_write_image(png, rows);
   png_write_end(png, nullptr);
@@ -71,28 +70,26 @@ png_byte to_byte(float v) {
 
 }  // namespace
 
-void write_png_grid(const std::string& path, const std::vector<float>& images,
-                    int64_t grid_rows, int64_t grid_cols, int64_t height, int64_t width,
-                    int pad) {
+void write_png_grid(const std::string& path, const std::vector<float>& images, int64_t grid_rows, int64_t grid_cols,
+                    int64_t height, int64_t width, int pad) {
   const int64_t kMaxSide = PNG_UINT_31_MAX;
-  if (grid_rows < 1 || grid_cols < 1 || height < 1 || width < 1 || pad < 0 ||
-      grid_rows > kMaxSide || grid_cols > kMaxSide || height > kMaxSide || width > kMaxSide) {
+  if (grid_rows < 1 || grid_cols < 1 || height < 1 || width < 1 || pad < 0 || grid_rows > kMaxSide ||
+      grid_cols > kMaxSide || height > kMaxSide || width > kMaxSide) {
     throw std::invalid_argument("write_png_grid: bad grid " + std::to_string(grid_rows) + "x" +
-                                std::to_string(grid_cols) + " of " + std::to_string(height) +
-                                "x" + std::to_string(width) + " images, pad " +
-                                std::to_string(pad));
+                                std::to_string(grid_cols) + " of " + std::to_string(height) + "x" +
+                                std::to_string(width) + " images, pad " + std::to_string(pad));
   }
   const int64_t out_w = grid_cols * width + (grid_cols + 1) * pad;
   const int64_t out_h = grid_rows * height + (grid_rows + 1) * pad;
   if (out_w > kMaxSide || out_h > kMaxSide) {
-    throw std::invalid_argument("write_png_grid: image of " + std::to_string(out_h) + "x" +
-                                std::to_string(out_w) + " pixels is too large for PNG");
+    throw std::invalid_argument("write_png_grid: image of " + std::to_string(out_h) + "x" + std::to_string(out_w) +
+                                " pixels is too large for PNG");
   }
   // out_w * out_h < 2^62, so this product cannot overflow.
   const int64_t expected = grid_rows * grid_cols * height * width;
   if (images.size() != static_cast<size_t>(expected)) {
-    throw std::invalid_argument("write_png_grid: got " + std::to_string(images.size()) +
-                                " values, expected " + std::to_string(expected));
+    throw std::invalid_argument("write_png_grid: got " + std::to_string(images.size()) + " values, expected " +
+                                std::to_string(expected));
   }
 
   std::vector<png_byte> pixels(static_cast<size_t>(out_w * out_h), kPadValue);
@@ -120,8 +117,8 @@ void write_png_grid(const std::string& path, const std::vector<float>& images,
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (fp == nullptr) throw fail(std::strerror(errno));
   PngErrorState state{};
-  const bool encoded = encode(fp, row_ptrs.data(), static_cast<png_uint_32>(out_w),
-                              static_cast<png_uint_32>(out_h), &state);
+  const bool encoded =
+      encode(fp, row_ptrs.data(), static_cast<png_uint_32>(out_w), static_cast<png_uint_32>(out_h), &state);
   const bool stream_error = std::ferror(fp) != 0;
   const int saved_errno = errno;
   // fclose flushes the buffer; a full disk often shows up only here.

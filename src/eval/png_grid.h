@@ -16,8 +16,7 @@ namespace mixvae::eval {
 // Throws std::invalid_argument for bad dimensions or a size mismatch (a caller bug), and
 // mixvae::DataError("PATH: cannot write PNG: REASON") if the file cannot be written; no
 // temp file is left behind.
-void write_png_grid(const std::string& path, const std::vector<float>& images,
-                    int64_t grid_rows, int64_t grid_cols, int64_t height, int64_t width,
-                    int pad = 2);
+void write_png_grid(const std::string& path, const std::vector<float>& images, int64_t grid_rows, int64_t grid_cols,
+                    int64_t height, int64_t width, int pad = 2);
 
 }  // namespace mixvae::eval

@@ -13,11 +13,11 @@ constexpr double kLog2Pi = 1.8378770664093453;
 
 // M-step from responsibilities: the sufficient statistics are summed over all ranks in
 // one all-reduce of [K + 2KJ] doubles.
-void m_step(dist::Communicator& comm, const torch::Tensor& x, const torch::Tensor& resp, int64_t n_total,
-            double reg, DiagGmm& g) {
+void m_step(dist::Communicator& comm, const torch::Tensor& x, const torch::Tensor& resp, int64_t n_total, double reg,
+            DiagGmm& g) {
   const int64_t k = resp.size(1), j = x.size(1);
-  torch::Tensor stats = torch::cat({resp.sum(0), resp.t().matmul(x).reshape({-1}),
-                                    resp.t().matmul(x * x).reshape({-1})});
+  torch::Tensor stats =
+      torch::cat({resp.sum(0), resp.t().matmul(x).reshape({-1}), resp.t().matmul(x * x).reshape({-1})});
   dist::all_reduce(comm, stats);
   torch::Tensor nk = stats.slice(0, 0, k) + 10 * std::numeric_limits<double>::epsilon();
   torch::Tensor s1 = stats.slice(0, k, k + k * j).view({k, j});
@@ -34,8 +34,8 @@ torch::Tensor log_joint(const DiagGmm& g, const torch::Tensor& x64) {
   // -0.5 * [J log 2pi + sum log var + sum (x - mu)^2 / var] + log w, expanded so that
   // nothing of size [n, K, J] is formed.
   torch::Tensor prec = 1.0 / g.variances;  // [K, J]
-  torch::Tensor quad = (x * x).matmul(prec.t()) - 2 * x.matmul((g.means * prec).t()) +
-                       (g.means.pow(2) * prec).sum(1).unsqueeze(0);
+  torch::Tensor quad =
+      (x * x).matmul(prec.t()) - 2 * x.matmul((g.means * prec).t()) + (g.means.pow(2) * prec).sum(1).unsqueeze(0);
   torch::Tensor logdet = g.variances.log().sum(1).unsqueeze(0);
   return -0.5 * (double(x.size(1)) * kLog2Pi + logdet + quad) + g.weights.log().unsqueeze(0);
 }

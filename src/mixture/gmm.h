@@ -9,9 +9,9 @@
 namespace mixvae::mixture {
 
 struct DiagGmm {
-  torch::Tensor weights;    // [K]    float64, sums to 1
-  torch::Tensor means;      // [K, J] float64
-  torch::Tensor variances;  // [K, J] float64, >= reg_covar
+  torch::Tensor weights;           // [K]    float64, sums to 1
+  torch::Tensor means;             // [K, J] float64
+  torch::Tensor variances;         // [K, J] float64, >= reg_covar
   double mean_log_likelihood = 0;  // per sample, all ranks
   int64_t iterations = 0;
   bool converged = false;

@@ -38,7 +38,8 @@ torch::Tensor pick_weighted(dist::Communicator& comm, const torch::Tensor& x, co
   if (comm.rank() == owner && x.size(0) > 0) {
     auto cum = w.cumsum(0);
     double t = target - before;
-    int64_t idx = torch::searchsorted(cum, torch::tensor({t}, cum.options()), /*out_int32=*/false, /*right=*/true).item<int64_t>();
+    int64_t idx = torch::searchsorted(cum, torch::tensor({t}, cum.options()), /*out_int32=*/false, /*right=*/true)
+                      .item<int64_t>();
     idx = std::min<int64_t>(idx, x.size(0) - 1);
     // skip zero-weight rows (already chosen points) when rounding lands on one
     while (idx > 0 && w[idx].item<double>() == 0) --idx;
@@ -57,9 +58,9 @@ torch::Tensor seed_plus_plus(dist::Communicator& comm, const torch::Tensor& x, i
   for (int64_t c = 1; c < k; ++c) {
     std::vector<torch::Tensor> cand;
     for (int64_t t = 0; t < n_trials; ++t) cand.push_back(pick_weighted(comm, x, closest, unif(rng)));
-    torch::Tensor cands = torch::stack(cand);                         // [T, J]
+    torch::Tensor cands = torch::stack(cand);                                   // [T, J]
     torch::Tensor d = torch::minimum(sq_dist(x, cands), closest.unsqueeze(1));  // [n, T]
-    torch::Tensor pot = d.sum(0).contiguous();                        // [T]
+    torch::Tensor pot = d.sum(0).contiguous();                                  // [T]
     dist::all_reduce(comm, pot);
     int64_t best = pot.argmin().item<int64_t>();
     centers.push_back(cands[best]);
@@ -74,8 +75,8 @@ torch::Tensor nearest(const torch::Tensor& x, const torch::Tensor& centers) {
   return sq_dist(x.to(torch::kFloat64), centers.to(torch::kFloat64)).argmin(1);
 }
 
-KMeansResult kmeans(dist::Communicator& comm, const torch::Tensor& x_local, int64_t k, uint64_t seed,
-                    int64_t iters, int64_t restarts, double tol) {
+KMeansResult kmeans(dist::Communicator& comm, const torch::Tensor& x_local, int64_t k, uint64_t seed, int64_t iters,
+                    int64_t restarts, double tol) {
   torch::NoGradGuard ng;
   torch::Tensor x = x_local.to(torch::kFloat64).contiguous();
   const int64_t j = x.size(1);

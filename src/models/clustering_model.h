@@ -26,10 +26,10 @@ enum class StageKind { Pretrain, MixtureInit, Main };
 struct Stage {
   std::string name;  // "pretrain", "mixture_init", "train", ...
   StageKind kind;
-  int64_t epochs = 0;       // 0 for MixtureInit
-  double lr = 0;            // 0: pretrain.lr (Pretrain) or train.lr (Main)
-  double lr_mixture = 0;    // 0: train.lr_mixture
-  bool decay = true;        // apply [train]'s step decay (Main stages)
+  int64_t epochs = 0;     // 0 for MixtureInit
+  double lr = 0;          // 0: pretrain.lr (Pretrain) or train.lr (Main)
+  double lr_mixture = 0;  // 0: train.lr_mixture
+  bool decay = true;      // apply [train]'s step decay (Main stages)
   // Non-empty: this stage trains the same thing in every model that has it, so its result
   // is a shared artifact of this family (train/pretrain_artifact.h): "vade" = VaDE's ELBO
   // stage, which k-DVAE (and k-DAE with init = vade) run before their own.

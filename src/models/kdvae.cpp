@@ -37,8 +37,9 @@ KDvae::KDvae(int64_t d, const RunConfig& cfg, bool bernoulli, bool variational)
   centers_ = register_buffer("centers", torch::zeros({k_, j_}));
   clamp_ = cfg.model.logvar_clamp;
   dense_gradient_ = cfg.opt_string(sec + "gradient") == "dense";
-  stage_names_ = vade_init_ ? std::vector<std::string>{"pretrain", "mixture_init", "vade", "kmeans_init", "warmup", "train"}
-                            : std::vector<std::string>{"pretrain", "kmeans_init", "warmup", "train"};
+  stage_names_ = vade_init_
+                     ? std::vector<std::string>{"pretrain", "mixture_init", "vade", "kmeans_init", "warmup", "train"}
+                     : std::vector<std::string>{"pretrain", "kmeans_init", "warmup", "train"};
 }
 
 std::vector<Stage> KDvae::recipe(const RunConfig& cfg) const {
@@ -46,14 +47,19 @@ std::vector<Stage> KDvae::recipe(const RunConfig& cfg) const {
   const double lr = cfg.opt_double(sec + "lr");
   std::vector<Stage> s;
   for (const std::string& n : stage_names_) {  // the one list of stages (set_stage reads it too)
-    if (n == "pretrain") s.push_back({n, StageKind::Pretrain, cfg.pretrain.epochs});
-    else if (n == "mixture_init" || n == "kmeans_init") s.push_back({n, StageKind::MixtureInit, 0});
+    if (n == "pretrain")
+      s.push_back({n, StageKind::Pretrain, cfg.pretrain.epochs});
+    else if (n == "mixture_init" || n == "kmeans_init")
+      s.push_back({n, StageKind::MixtureInit, 0});
     // VaDE with [train]'s schedule: exactly a VaDE run's "train" stage (same index, same
     // parameters, same noise), so the two share its result as an artifact.
-    else if (n == "vade") s.push_back({n, StageKind::Main, cfg.train.epochs, 0, 0, true, "vade"});
+    else if (n == "vade")
+      s.push_back({n, StageKind::Main, cfg.train.epochs, 0, 0, true, "vade"});
     // Warm-up and the k-network objective: constant learning rate (the papers give none).
-    else if (n == "warmup") s.push_back({n, StageKind::Main, cfg.opt_int(sec + "warmup_epochs"), lr, lr, false});
-    else s.push_back({n, StageKind::Main, cfg.opt_int(sec + "epochs"), lr, lr, false});
+    else if (n == "warmup")
+      s.push_back({n, StageKind::Main, cfg.opt_int(sec + "warmup_epochs"), lr, lr, false});
+    else
+      s.push_back({n, StageKind::Main, cfg.opt_int(sec + "epochs"), lr, lr, false});
   }
   return s;
 }
@@ -84,7 +90,7 @@ std::pair<torch::Tensor, torch::Tensor> KDvae::latent_terms(const torch::Tensor&
 }
 
 torch::Tensor KDvae::scores(const torch::Tensor& x, const torch::Tensor* eps) {
-  torch::Tensor h = enc_->forward(x);  // [K, B, 2J] or [K, B, J]
+  torch::Tensor h = enc_->forward(x);                     // [K, B, 2J] or [K, B, J]
   if (!variational_) return log_px(dec_->forward(h), x);  // k-DAE: -reconstruction error
   auto [z, terms] = latent_terms(h, eps);
   return log_px(dec_->forward(z), x) + terms;
@@ -153,8 +159,7 @@ LossTerms KDvae::loss(const torch::Tensor& x, Noise& noise) {
   LossTerms out;
   if (dense_gradient_) {
     torch::Tensor s = scores(x, e);  // [K, B]
-    torch::Tensor picked = warmup ? s.gather(0, initial_cluster(x).unsqueeze(0)).squeeze(0)
-                                  : std::get<0>(s.max(0));
+    torch::Tensor picked = warmup ? s.gather(0, initial_cluster(x).unsqueeze(0)).squeeze(0) : std::get<0>(s.max(0));
     out.total = -picked.sum();
   } else {
     // Only row b's own network gets a gradient from row b: its initial cluster in the

@@ -62,13 +62,13 @@ class KDvae : public ClusteringModel {
   enum class Phase { Init, KMeans, Networks };
   int64_t d_, k_, j_;
   bool bernoulli_, variational_, vade_init_;
-  bool vade_clusters_ = false;  // [kdvae] initial_clusters = vade
+  bool vade_clusters_ = false;   // [kdvae] initial_clusters = vade
   std::string vade_checkpoint_;  // [kdvae] vade_checkpoint: a finished VaDE run to start from
   int64_t stage_ = 0;
   Phase phase_ = Phase::Init;
   std::shared_ptr<Vade> init_;  // the VaDE (or autoencoder) the k networks start from
   StackedMlp enc_{nullptr}, dec_{nullptr};
-  torch::Tensor centers_;       // [K, J] k-means centres (a buffer: checkpointed)
+  torch::Tensor centers_;  // [K, J] k-means centres (a buffer: checkpointed)
 
   torch::Tensor log_px(const torch::Tensor& out, const torch::Tensor& x);  // [K, B]
   // From an encoder output h ([..., 2J]): the code z_i the decoder gets and the score's

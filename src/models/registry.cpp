@@ -17,53 +17,104 @@ std::vector<OptionSpec> knet_options(const std::string& s, const std::string& in
       {s, "warmup_epochs", "10", "epochs training each pair on its initial cluster", T::Int},
       {s, "lr", "0.001", "Adam learning rate of the k networks (constant)", T::Double},
       {s, "hidden", "500,100", "encoder widths of each network (decoder mirrors them; paper: 500,100)", T::String},
-      {s, "init", init, "initialisation: vade (pretrain + VaDE, then k-means on its latent means) | ae (autoencoder + k-means)", T::String, {"vade", "ae"}},
-      {s, "initial_clusters", "kmeans",
+      {s,
+       "init",
+       init,
+       "initialisation: vade (pretrain + VaDE, then k-means on its latent means) | ae (autoencoder + k-means)",
+       T::String,
+       {"vade", "ae"}},
+      {s,
+       "initial_clusters",
+       "kmeans",
        "the clusters the warm-up starts from: kmeans (paper: k-means++ on the initialiser's latent means) | vade "
        "(VaDE's own assignment, arg max q(c|x); needs init = vade)",
-       T::String, {"kmeans", "vade"}},
+       T::String,
+       {"kmeans", "vade"}},
       {s, "vade_checkpoint", "",
        "start from a finished VaDE run (its checkpoint.h5) instead of pretraining and training one: the pretrain, "
        "mixture_init and vade stages are skipped (needs init = vade and the same [model] architecture and data)",
        T::String},
       {s, "kmeans_restarts", "10", "k-means++ restarts of the initial clustering (best inertia kept)", T::Int},
       {s, "kmeans_iters", "300", "Lloyd iterations of the initial clustering", T::Int},
-      {s, "gradient", "selected",
+      {s,
+       "gradient",
+       "selected",
        "selected: the backward pass runs each row through its own network only (the max of Eq. 6 and the warm-up's "
        "cluster pass no gradient to the others), rows grouped per network | dense: through all k (what a loop over "
        "the networks computes; for comparisons)",
-       T::String, {"selected", "dense"}},
+       T::String,
+       {"selected", "dense"}},
   };
 }
 
 std::vector<ModelInfo> build() {
   std::vector<ModelInfo> r;
-  r.push_back({"vade", "VaDE: VAE with a Gaussian-mixture prior (Jiang et al. 2017)", {},
+  r.push_back({"vade",
+               "VaDE: VAE with a Gaussian-mixture prior (Jiang et al. 2017)",
+               {},
                [](int64_t d, const RunConfig& c, bool b) { return std::make_shared<Vade>(d, c.model, b); }});
-  r.push_back({"aegmm", "AE+GMM: autoencoder, then a GMM on its codes", {},
-               [](int64_t d, const RunConfig& c, bool b) { return std::make_shared<AeGmm>(d, c.model, b); }});
+  r.push_back({"aegmm", "AE+GMM: autoencoder, then a GMM on its codes", {}, [](int64_t d, const RunConfig& c, bool b) {
+                 return std::make_shared<AeGmm>(d, c.model, b);
+               }});
   r.push_back({"kdvae", "k-DVAE: a mixture of k VAEs (kdvae-paper.md)", knet_options("kdvae", "vade"),
                [](int64_t d, const RunConfig& c, bool b) { return std::make_shared<KDvae>(d, c, b, true); }});
   r.push_back({"kdae", "k-DAE: k autoencoders, hard-min reconstruction (Opochinsky et al. 2020)",
                knet_options("kdae", "ae"),
                [](int64_t d, const RunConfig& c, bool b) { return std::make_shared<KDvae>(d, c, b, false); }});
-  r.push_back({"gmvae", "GMVAE: Gaussian-mixture VAE with free bits (Dilokthanakul et al. 2016)",
+  r.push_back(
+      {"gmvae",
+       "GMVAE: Gaussian-mixture VAE with free bits (Dilokthanakul et al. 2016)",
+       {
+           {"gmvae", "w_dim", "150", "dimension Dw of the noise w that drives the mixture (paper: 150)", T::Int},
+           {"gmvae", "prior_hidden", "500",
+            "hidden width of the prior generator Lin(Dw,H)-Tanh (paper: 500; 1000 in mnist_fc)", T::Int},
+           {"gmvae", "mc_samples", "1", "Monte-Carlo samples M of (x, w) per row (paper: 1 or 10)", T::Int},
+           {"gmvae", "free_bits", "0.5", "minimum-information threshold lambda on the z-prior term, nats (0: off)",
+            T::Double},
+           {"gmvae",
+            "free_bits_scope",
+            "batch",
+            "batch: max(lambda, mean of T4 over the rank's rows of the step) (the reference); row: per-row max(lambda, "
+            "T4), world-size invariant",
+            T::String,
+            {"batch", "row"}},
+           {"gmvae",
+            "qz_gradient",
+            "elbo",
+            "elbo: autograd of the ELBO; reference: Nat-D/GMVAE's gradient, term 2's gradient through q(z|x,w) "
+            "reversed while the free-bits test is on",
+            T::String,
+            {"elbo", "reference"}},
+           {"gmvae", "zprior_weight", "1", "gradient weight of the z-prior term (reference run.sh: cvWeight 0.4)",
+            T::Double},
+           {"gmvae",
+            "gaussian_variance",
+            "learned",
+            "Gaussian p(y|x): learned (log-variance head) | fixed (squared error, as VaDE)",
+            T::String,
+            {"learned", "fixed"}},
+       },
+       [](int64_t d, const RunConfig& c, bool b) { return std::make_shared<Gmvae>(d, c, b); }});
+  r.push_back({"gammmvae",
+               "GamMM-VAE: VAE with a Gamma-mixture prior (Guo et al. 2025; models-math §2 reconstruction)",
                {
-                   {"gmvae", "w_dim", "150", "dimension Dw of the noise w that drives the mixture (paper: 150)", T::Int},
-                   {"gmvae", "prior_hidden", "500", "hidden width of the prior generator Lin(Dw,H)-Tanh (paper: 500; 1000 in mnist_fc)", T::Int},
-                   {"gmvae", "mc_samples", "1", "Monte-Carlo samples M of (x, w) per row (paper: 1 or 10)", T::Int},
-                   {"gmvae", "free_bits", "0.5", "minimum-information threshold lambda on the z-prior term, nats (0: off)", T::Double},
-                   {"gmvae", "free_bits_scope", "batch", "batch: max(lambda, mean of T4 over the rank's rows of the step) (the reference); row: per-row max(lambda, T4), world-size invariant", T::String, {"batch", "row"}},
-                   {"gmvae", "qz_gradient", "elbo", "elbo: autograd of the ELBO; reference: Nat-D/GMVAE's gradient, term 2's gradient through q(z|x,w) reversed while the free-bits test is on", T::String, {"elbo", "reference"}},
-                   {"gmvae", "zprior_weight", "1", "gradient weight of the z-prior term (reference run.sh: cvWeight 0.4)", T::Double},
-                   {"gmvae", "gaussian_variance", "learned", "Gaussian p(y|x): learned (log-variance head) | fixed (squared error, as VaDE)", T::String, {"learned", "fixed"}},
-               },
-               [](int64_t d, const RunConfig& c, bool b) { return std::make_shared<Gmvae>(d, c, b); }});
-  r.push_back({"gammmvae", "GamMM-VAE: VAE with a Gamma-mixture prior (Guo et al. 2025; models-math §2 reconstruction)",
-               {
-                   {"gammmvae", "sampler", "mt", "Gamma reparameterisation: mt (Marsaglia-Tsang, shape boosting, no rejection) | exact (rejection + implicit gradient)", T::String, {"mt", "exact"}},
-                   {"gammmvae", "responsibilities", "expected", "q(c|x): expected (closed-form mean-field optimum) | sampled (at the drawn z, as VaDE)", T::String, {"expected", "sampled"}},
-                   {"gammmvae", "init_shape", "0", "shape alpha of q(z|x) when the VAE starts (around the pretrained code); 0: the median shape of the moment-initialised prior", T::Double},
+                   {"gammmvae",
+                    "sampler",
+                    "mt",
+                    "Gamma reparameterisation: mt (Marsaglia-Tsang, shape boosting, no rejection) | exact (rejection + "
+                    "implicit gradient)",
+                    T::String,
+                    {"mt", "exact"}},
+                   {"gammmvae",
+                    "responsibilities",
+                    "expected",
+                    "q(c|x): expected (closed-form mean-field optimum) | sampled (at the drawn z, as VaDE)",
+                    T::String,
+                    {"expected", "sampled"}},
+                   {"gammmvae", "init_shape", "0",
+                    "shape alpha of q(z|x) when the VAE starts (around the pretrained code); 0: the median shape of "
+                    "the moment-initialised prior",
+                    T::Double},
                    {"gammmvae", "shape_min", "0.01", "lower bound alpha_min of the encoder's Gamma shape", T::Double},
                },
                [](int64_t d, const RunConfig& c, bool b) { return std::make_shared<GamMMVae>(d, c, b); }});

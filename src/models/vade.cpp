@@ -12,7 +12,11 @@ constexpr double kLog2Pi = 1.8378770664093453;
 }
 
 Vade::Vade(int64_t d, const ModelConfig& cfg, bool bernoulli)
-    : d_(d), k_(cfg.clusters), j_(cfg.latent), bernoulli_(bernoulli), recon_weight_(cfg.recon_weight),
+    : d_(d),
+      k_(cfg.clusters),
+      j_(cfg.latent),
+      bernoulli_(bernoulli),
+      recon_weight_(cfg.recon_weight),
       clamp_(cfg.logvar_clamp) {
   std::vector<int64_t> hidden = parse_widths(cfg.hidden);
   std::vector<int64_t> enc_sizes{d};
@@ -55,10 +59,10 @@ torch::Tensor Vade::recon_nll(const torch::Tensor& out, const torch::Tensor& x) 
 torch::Tensor Vade::log_joint(const torch::Tensor& z) {
   // log N(z | mu_c, diag sigma2_c) for all c at once: [B, K]. A single log pi_c per
   // cluster (the reference code counts it J times, models-math §3.2).
-  torch::Tensor ls2 = clamped_log_sigma2_c();                 // [K, J]
+  torch::Tensor ls2 = clamped_log_sigma2_c();                         // [K, J]
   torch::Tensor diff2 = (z.unsqueeze(1) - mu_c.unsqueeze(0)).pow(2);  // [B, K, J]
-  torch::Tensor log_pz_c = -0.5 * (double(j_) * kLog2Pi + ls2.sum(1).unsqueeze(0) +
-                                   (diff2 * torch::exp(-ls2).unsqueeze(0)).sum(2));
+  torch::Tensor log_pz_c =
+      -0.5 * (double(j_) * kLog2Pi + ls2.sum(1).unsqueeze(0) + (diff2 * torch::exp(-ls2).unsqueeze(0)).sum(2));
   return log_pi().unsqueeze(0) + log_pz_c;
 }
 
@@ -83,8 +87,8 @@ LossTerms Vade::loss(const torch::Tensor& x, Noise& noise) {
 
   LossTerms out;
   out.total = (rec + latent).sum();
-  out.parts = {{"recon", rec.sum().detach()}, {"kl_z", (prior_z + neg_entropy).sum().detach()},
-               {"kl_c", kl_c.sum().detach()}};
+  out.parts = {
+      {"recon", rec.sum().detach()}, {"kl_z", (prior_z + neg_entropy).sum().detach()}, {"kl_c", kl_c.sum().detach()}};
   return out;
 }
 
@@ -152,12 +156,12 @@ std::string Vade::init_mixture(dist::Communicator& comm, const torch::Tensor& z_
     pi_logits.copy_(g.weights.log().to(torch::kFloat32));
     mu_c.copy_(g.means.to(torch::kFloat32));
     log_sigma2_c.copy_(g.variances.log().clamp(-clamp_, clamp_).to(torch::kFloat32));
-    msg << "diagonal GMM: " << g.iterations << " EM iterations, mean log-likelihood "
-        << g.mean_log_likelihood << (g.converged ? "" : " (not converged)");
+    msg << "diagonal GMM: " << g.iterations << " EM iterations, mean log-likelihood " << g.mean_log_likelihood
+        << (g.converged ? "" : " (not converged)");
   } else {
     // k-means centres, unit variances, uniform pi (the reference's Reuters recipe).
-    mixture::KMeansResult km = mixture::kmeans(comm, z_local, k_, cfg.train.seed, cfg.model.init_iters,
-                                               cfg.model.init_restarts);
+    mixture::KMeansResult km =
+        mixture::kmeans(comm, z_local, k_, cfg.train.seed, cfg.model.init_iters, cfg.model.init_restarts);
     pi_logits.zero_();
     mu_c.copy_(km.centers.to(torch::kFloat32));
     log_sigma2_c.zero_();

@@ -8,7 +8,12 @@ constexpr double kLog2Pi = 1.8378770664093453;
 }
 
 VadeEnsemble::VadeEnsemble(int64_t members, int64_t d, const ModelConfig& cfg, bool bernoulli)
-    : s_(members), d_(d), k_(cfg.clusters), j_(cfg.latent), bernoulli_(bernoulli), recon_weight_(cfg.recon_weight),
+    : s_(members),
+      d_(d),
+      k_(cfg.clusters),
+      j_(cfg.latent),
+      bernoulli_(bernoulli),
+      recon_weight_(cfg.recon_weight),
       clamp_(cfg.logvar_clamp) {
   if (members < 1) throw std::invalid_argument("VadeEnsemble needs at least one member");
   // The shapes of Vade (models-math §3.1); the values come from store_member().
@@ -40,25 +45,24 @@ torch::Tensor VadeEnsemble::recon_nll(const torch::Tensor& out, const torch::Ten
 
 EnsembleLoss VadeEnsemble::loss(const torch::Tensor& x, const torch::Tensor& eps) {
   // Vade::loss with a leading member axis; shapes in comments are per call.
-  auto [mu, logvar] = encode(x);                                  // [S, B, J]
-  torch::Tensor z = mu + torch::exp(0.5 * logvar) * eps;          // reparameterised, L = 1
+  auto [mu, logvar] = encode(x);                                       // [S, B, J]
+  torch::Tensor z = mu + torch::exp(0.5 * logvar) * eps;               // reparameterised, L = 1
   torch::Tensor rec = recon_weight_ * recon_nll(dec_->forward(z), x);  // [S, B]
 
-  torch::Tensor ls2 = log_sigma2_c_.clamp(-clamp_, clamp_);       // [S, K, J]
-  torch::Tensor inv = torch::exp(-ls2).unsqueeze(1);              // [S, 1, K, J]
-  torch::Tensor log_pi = torch::log_softmax(pi_logits_, 1);       // [S, K]
+  torch::Tensor ls2 = log_sigma2_c_.clamp(-clamp_, clamp_);  // [S, K, J]
+  torch::Tensor inv = torch::exp(-ls2).unsqueeze(1);         // [S, 1, K, J]
+  torch::Tensor log_pi = torch::log_softmax(pi_logits_, 1);  // [S, K]
   // log p(c) + log N(z | mu_c, sigma2_c) (models-math §3.2), [S, B, K]
   torch::Tensor diff2 = (z.unsqueeze(2) - mu_c_.unsqueeze(1)).pow(2);  // [S, B, K, J]
-  torch::Tensor log_pz_c =
-      -0.5 * (double(j_) * kLog2Pi + ls2.sum(2).unsqueeze(1) + (diff2 * inv).sum(3));
+  torch::Tensor log_pz_c = -0.5 * (double(j_) * kLog2Pi + ls2.sum(2).unsqueeze(1) + (diff2 * inv).sum(3));
   torch::Tensor log_gamma = torch::log_softmax(log_pi.unsqueeze(1) + log_pz_c, 2);  // q(c|x) ~ p(c|z)
   torch::Tensor gamma = log_gamma.exp();
   // -E_q[log p(z|c)] in closed form (Vade::gaussian_cross_entropy), [S, B, K]
-  torch::Tensor t = ls2.unsqueeze(1) + torch::exp(logvar).unsqueeze(2) * inv +
-                    (mu.unsqueeze(2) - mu_c_.unsqueeze(1)).pow(2) * inv;
+  torch::Tensor t =
+      ls2.unsqueeze(1) + torch::exp(logvar).unsqueeze(2) * inv + (mu.unsqueeze(2) - mu_c_.unsqueeze(1)).pow(2) * inv;
   torch::Tensor ce = 0.5 * (double(j_) * kLog2Pi + t.sum(3));
-  torch::Tensor prior_z = (gamma * ce).sum(2);                                   // [S, B]
-  torch::Tensor kl_c = (gamma * (log_gamma - log_pi.unsqueeze(1))).sum(2);       // KL(q(c|x) || p(c))
+  torch::Tensor prior_z = (gamma * ce).sum(2);                                        // [S, B]
+  torch::Tensor kl_c = (gamma * (log_gamma - log_pi.unsqueeze(1))).sum(2);            // KL(q(c|x) || p(c))
   torch::Tensor neg_entropy = -0.5 * (double(j_) * kLog2Pi + (1.0 + logvar).sum(2));  // -H[q(z|x)]
 
   EnsembleLoss out;

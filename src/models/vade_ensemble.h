@@ -20,7 +20,7 @@
 namespace mixvae::models {
 
 struct EnsembleLoss {
-  torch::Tensor per_member;                                 // [S] summed over each member's rows
+  torch::Tensor per_member;                                  // [S] summed over each member's rows
   std::vector<std::pair<std::string, torch::Tensor>> parts;  // each [S], detached
 };
 
@@ -50,7 +50,7 @@ class VadeEnsemble : public torch::nn::Module {
   StackedMlp enc_{nullptr}, enc_mu_{nullptr}, enc_logvar_{nullptr}, dec_{nullptr};
   torch::Tensor pi_logits_, mu_c_, log_sigma2_c_;  // [S, K], [S, K, J], [S, K, J]
 
-  std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& x);  // [S, B, J] each
+  std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& x);     // [S, B, J] each
   torch::Tensor recon_nll(const torch::Tensor& out, const torch::Tensor& x);  // [S, B]
   // (ensemble tensor, Vade tensor, how they map) in Vade's registration order.
   enum class Map { Weight, Bias, Same };

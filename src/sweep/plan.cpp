@@ -20,7 +20,7 @@ std::string trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-const std::vector<std::string> kSweepKeys = {"name",   "runs_dir", "experiments",  "datasets",
+const std::vector<std::string> kSweepKeys = {"name",   "runs_dir", "experiments",   "datasets",
                                              "models", "seeds",    "ranks_per_run", "seeds_per_process"};
 
 std::string join(const std::vector<std::string>& v) {

@@ -41,7 +41,6 @@ const char* status_name(RunStatus s) {
 
 namespace {
 
-
 json read_json_object(const std::string& path) {
   const std::string text = read_text_file(path);
   json j;
@@ -176,7 +175,8 @@ std::map<std::string, size_t> order_of(const std::vector<std::string>& first, co
 
 RunTree scan_runs(const std::string& root) {
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) throw data_error(root, "no such directory (expected a sweep's RUNS folder or the output.dir of train --seeds)");
+  if (!fs::is_directory(root, ec))
+    throw data_error(root, "no such directory (expected a sweep's RUNS folder or the output.dir of train --seeds)");
   std::vector<RunRecord> runs;
   std::set<std::tuple<std::string, std::string, int64_t>> seen;  // (dataset, model, seed)
   auto list = [&](const fs::path& dir) {
@@ -745,7 +745,6 @@ std::string runs_csv(const Report& r) {
   return out;
 }
 
-
 std::string clustpy_csv(const Report& r) {
   // Columns: (model, metric) for every model of the report, in its row order.
   const std::vector<std::string> metrics = {"acc", "nmi", "ari", "runtime"};
@@ -773,8 +772,7 @@ std::string clustpy_csv(const Report& r) {
       std::vector<std::string> row{d, std::to_string(seed)};
       for (const auto& m : r.models) {
         auto it = done.find({m, seed});
-        for (size_t i = 0; i < metrics.size(); ++i)
-          row.push_back(it == done.end() ? "" : num(value(*it->second, i)));
+        for (size_t i = 0; i < metrics.size(); ++i) row.push_back(it == done.end() ? "" : num(value(*it->second, i)));
       }
       out += csv_row(row);
     }

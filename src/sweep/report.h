@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/files.h"  // write_file_atomic, for the report's output files
-#include <vector>
 
 namespace mixvae::sweep {
 
@@ -120,6 +120,5 @@ std::string clustpy_csv(const Report& r);
 
 // One CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break.
 std::string csv_field(const std::string& s);
-
 
 }  // namespace mixvae::sweep

@@ -36,7 +36,7 @@ struct Outcome {
 struct RunState {
   RunSpec spec;
   std::vector<std::string> artifacts;  // artifact files it uses (pretrained autoencoder, shared stages)
-  std::string status = "pending";  // pending | running | done | failed | preempted
+  std::string status = "pending";      // pending | running | done | failed | preempted
   std::string error;
   double seconds = 0;
   std::optional<double> acc, nmi, ari;

@@ -13,8 +13,9 @@ torch::Device select_device(const std::string& want, int local_rank) {
   const bool have = torch::cuda::is_available();
   if (want == "cpu" || (want == "auto" && !have)) return torch::kCPU;
   if (!have)
-    throw UsageError("dist.device = cuda, but this mixvae's LibTorch has no CUDA or no GPU is visible "
-                     "(use dist.device = cpu or auto; docs/gpu.md builds against a CUDA LibTorch)");
+    throw UsageError(
+        "dist.device = cuda, but this mixvae's LibTorch has no CUDA or no GPU is visible "
+        "(use dist.device = cpu or auto; docs/gpu.md builds against a CUDA LibTorch)");
   const int n = static_cast<int>(torch::cuda::device_count());
   const int idx = (local_rank < 0 ? 0 : local_rank) % n;
 #ifdef MIXVAE_TORCH_CUDA

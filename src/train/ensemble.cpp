@@ -49,7 +49,10 @@ std::string ensemble_unsupported(const RunConfig& cfg) {
 
 EnsembleTrainer::EnsembleTrainer(dist::Communicator& comm, RunConfig cfg, std::vector<uint64_t> seeds,
                                  std::vector<std::string> dirs, std::string state_dir)
-    : comm_(comm), cfg_(std::move(cfg)), seeds_(std::move(seeds)), dirs_(std::move(dirs)),
+    : comm_(comm),
+      cfg_(std::move(cfg)),
+      seeds_(std::move(seeds)),
+      dirs_(std::move(dirs)),
       state_dir_(std::move(state_dir)) {
   if (seeds_.empty() || seeds_.size() != dirs_.size())
     throw UsageError("ensemble: needs one output directory per seed");
@@ -133,8 +136,7 @@ bool EnsembleTrainer::reuse_artifacts(const models::Stage& stage, int64_t stage_
   if (comm_.all_reduce_value<int64_t>(present) != int64_t(seeds_.size())) return false;
   for (size_t i = 0; i < seeds_.size(); ++i) {
     ens_->load_member(int64_t(i), *vade_);
-    std::vector<torch::Tensor> params =
-        pre ? vade_->pretrain_parameters() : vade_->artifact_parameters(stage.artifact);
+    std::vector<torch::Tensor> params = pre ? vade_->pretrain_parameters() : vade_->artifact_parameters(stage.artifact);
     dist::agree(comm_, [&] { load_pretrained(paths[i], keys[i], params); });
     ens_->store_member(int64_t(i), *vade_);
     artifacts_[i][keys[i].family] = "reused:" + paths[i];
@@ -230,12 +232,13 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
     if (!std::isfinite(global)) {
       std::string which;
       for (size_t m = 0; m < S; ++m)
-        if (!std::isfinite(step_vals[0][int64_t(m)].item<double>())) which += (which.empty() ? "" : ",") + std::to_string(seeds_[m]);
-      throw DivergedError("loss is " + std::to_string(global) + " at " + stage.name + " epoch " +
-                          std::to_string(epoch + 1) + " step " + std::to_string(s + 1) +
-                          (which.empty() ? "" : " (member seed(s) " + which + " on rank " +
-                                                    std::to_string(comm_.rank()) + ")") +
-                          "; rerun those seeds alone: a single run rolls back and lowers the learning rate");
+        if (!std::isfinite(step_vals[0][int64_t(m)].item<double>()))
+          which += (which.empty() ? "" : ",") + std::to_string(seeds_[m]);
+      throw DivergedError(
+          "loss is " + std::to_string(global) + " at " + stage.name + " epoch " + std::to_string(epoch + 1) + " step " +
+          std::to_string(s + 1) +
+          (which.empty() ? "" : " (member seed(s) " + which + " on rank " + std::to_string(comm_.rank()) + ")") +
+          "; rerun those seeds alone: a single run rolls back and lowers the learning rate");
     }
     opt.step();
     seen += first.global_rows;
@@ -347,8 +350,8 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
     on_rank0([&] {
       for (const auto& d : dirs_) keep_metrics_lines(d, start_stage, start_epoch);
     });
-    log::info("resuming the ensemble from " + resume_ckpt + " at stage " + std::to_string(start_stage) +
-              ", epoch " + std::to_string(start_epoch));
+    log::info("resuming the ensemble from " + resume_ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
+              std::to_string(start_epoch));
   }
   log::info("mixvae " MIXVAE_VERSION ": ensemble of " + std::to_string(S) + " " + cfg_.model.name + " runs (seeds " +
             join_seeds(seeds_) + ") on " + data_.path + " (" + std::to_string(data_.n_global) + " x " +
@@ -447,14 +450,16 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
                     {"largest_fraction", ev.largest_fraction},
                     {"mean_entropy", ev.mean_entropy}});
           if (ev.has_labels) {
-            j.update({{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}, {"purity", ev.scores.purity}});
+            j.update(
+                {{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}, {"purity", ev.scores.purity}});
             char buf[16];
             std::snprintf(buf, sizeof buf, " %.4f", ev.scores.acc);
             accs += buf;
           }
           if (ev.largest_fraction > cfg_.train.collapse_warn)
             log::warn("seed " + std::to_string(seeds_[i]) + ": cluster collapse, one cluster holds " +
-                      std::to_string(int(100 * ev.largest_fraction)) + "% of the data at epoch " + std::to_string(e + 1));
+                      std::to_string(int(100 * ev.largest_fraction)) + "% of the data at epoch " +
+                      std::to_string(e + 1));
         }
         log_member(i, j.dump());
         results[i].loss = loss[i];
@@ -465,13 +470,15 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
         double mean = 0;
         for (double l : loss) mean += l / double(S);
         char buf[200];
-        std::snprintf(buf, sizeof buf, "%-8s epoch %lld/%lld  %zu members, mean loss %.4f  %.1f s  %.0f samples/s  %.0f MiB",
+        std::snprintf(buf, sizeof buf,
+                      "%-8s epoch %lld/%lld  %zu members, mean loss %.4f  %.1f s  %.0f samples/s  %.0f MiB",
                       stage.name.c_str(), (long long)(e + 1), (long long)stage.epochs, S, mean, secs,
                       double(data_.n_global) * double(S) / secs, rss);
         log::info(std::string(buf) + (accs.empty() ? "" : "  ACC" + accs));
       }
       if ((cfg_.checkpoint.every > 0 && (e + 1) % cfg_.checkpoint.every == 0) || last || stopping)
-        write_checkpoint(last ? si + 1 : si, last ? next_name : stage.name, last ? 0 : e + 1, last ? nullptr : opt.get());
+        write_checkpoint(last ? si + 1 : si, last ? next_name : stage.name, last ? 0 : e + 1,
+                         last ? nullptr : opt.get());
       if (stopping) {
         for (auto& r : results) r.seconds = now_s() - start;
         return results;

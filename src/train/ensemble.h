@@ -63,8 +63,8 @@ class EnsembleTrainer {
   bool bernoulli_ = true;
   torch::Device device_ = torch::kCPU;
   std::shared_ptr<models::VadeEnsemble> ens_;
-  std::shared_ptr<models::ClusteringModel> scratch_;  // one Vade that member s is copied into
-  models::Vade* vade_ = nullptr;                      // scratch_ as a Vade
+  std::shared_ptr<models::ClusteringModel> scratch_;           // one Vade that member s is copied into
+  models::Vade* vade_ = nullptr;                               // scratch_ as a Vade
   std::vector<std::map<std::string, std::string>> artifacts_;  // per member: family -> saved:/reused:<file>
 
   std::string tag() const;  // the checkpoint's model field: "vade-ensemble seeds=0,1,..."
@@ -73,14 +73,14 @@ class EnsembleTrainer {
                         const CheckpointMeta* mid = nullptr);
   std::unique_ptr<torch::optim::Adam> make_optimizer(const models::Stage& stage);
   // One epoch of every member; returns each member's mean loss and fills parts[member][part].
-  std::vector<double> run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch,
-                                torch::optim::Adam& opt, dist::GradReducer& reducer,
-                                std::vector<std::vector<double>>* parts, std::vector<std::string>* part_names,
-                                const CheckpointMeta* mid);
+  std::vector<double> run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
+                                dist::GradReducer& reducer, std::vector<std::vector<double>>* parts,
+                                std::vector<std::string>* part_names, const CheckpointMeta* mid);
   bool reuse_artifacts(const models::Stage& stage, int64_t stage_index);
   void save_artifacts(const models::Stage& stage, int64_t stage_index);
   void log_member(size_t i, const std::string& json_line);
-  template <class Fn> void on_rank0(Fn&& fn) {
+  template <class Fn>
+  void on_rank0(Fn&& fn) {
     dist::agree(comm_, [&] {
       if (comm_.rank() == 0) fn();
     });

@@ -4,8 +4,8 @@
 
 namespace mixvae::train {
 
-torch::Tensor map_rows(const torch::Tensor& x, int64_t batch, const std::function<torch::Tensor(const torch::Tensor&)>& fn,
-                       const torch::Tensor& empty) {
+torch::Tensor map_rows(const torch::Tensor& x, int64_t batch,
+                       const std::function<torch::Tensor(const torch::Tensor&)>& fn, const torch::Tensor& empty) {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < x.size(0); i += batch) out.push_back(fn(x.slice(0, i, std::min(x.size(0), i + batch))));
@@ -20,15 +20,20 @@ EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, co
   torch::Tensor x = data.x.slice(0, data.eval_begin, data.eval_end);
   double entropy = 0;
   std::vector<torch::Tensor> posteriors, embeddings;
-  torch::Tensor pred = map_rows(x, batch, [&](const torch::Tensor& xb) {
-    torch::Tensor q = model.posterior(xb);
-    entropy -= (q * q.clamp_min(1e-30).log()).sum().item<double>();
-    if (rows) {
-      posteriors.push_back(q.to(torch::kCPU, torch::kFloat32));
-      embeddings.push_back(model.embed(xb).to(torch::kCPU, torch::kFloat32));
-    }
-    return q.argmax(1);
-  }, torch::empty({0}, torch::kInt64)).to(torch::kCPU).contiguous();
+  torch::Tensor pred = map_rows(
+                           x, batch,
+                           [&](const torch::Tensor& xb) {
+                             torch::Tensor q = model.posterior(xb);
+                             entropy -= (q * q.clamp_min(1e-30).log()).sum().item<double>();
+                             if (rows) {
+                               posteriors.push_back(q.to(torch::kCPU, torch::kFloat32));
+                               embeddings.push_back(model.embed(xb).to(torch::kCPU, torch::kFloat32));
+                             }
+                             return q.argmax(1);
+                           },
+                           torch::empty({0}, torch::kInt64))
+                           .to(torch::kCPU)
+                           .contiguous();
   if (rows) {
     rows->cluster = pred;
     rows->posterior = posteriors.empty() ? torch::empty({0, k}) : torch::cat(posteriors).contiguous();
@@ -48,7 +53,8 @@ EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, co
   r.samples = 0;
   for (auto o : r.occupancy) r.samples += o;
   r.empty_clusters = std::count(r.occupancy.begin(), r.occupancy.end(), 0);
-  r.largest_fraction = r.samples ? double(*std::max_element(r.occupancy.begin(), r.occupancy.end())) / double(r.samples) : 0;
+  r.largest_fraction =
+      r.samples ? double(*std::max_element(r.occupancy.begin(), r.occupancy.end())) / double(r.samples) : 0;
   r.mean_entropy = r.samples ? stats[k] / double(r.samples) : 0;
 
   if (r.has_labels) {

@@ -18,8 +18,8 @@ struct EvalResult {
   eval::Scores scores{};
   std::vector<int64_t> occupancy;  // samples per cluster, all ranks
   int64_t empty_clusters = 0;
-  double largest_fraction = 0;     // share of the largest cluster
-  double mean_entropy = 0;         // mean posterior entropy H[q(c|x)] in nats
+  double largest_fraction = 0;  // share of the largest cluster
+  double mean_entropy = 0;      // mean posterior entropy H[q(c|x)] in nats
   int64_t samples = 0;
   // With labels: the K x C cluster-by-class counts (row k = cluster k). With
   // scores.cluster_class (the matching behind ACC) they show which classes a run merged
@@ -38,12 +38,12 @@ struct RowResults {
 
 // `rows`, when given, receives this rank's per-row results (on the CPU).
 // batch 0: the model's eval_batch_rows().
-EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data,
-                    int64_t batch = 0, RowResults* rows = nullptr);
+EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data, int64_t batch = 0,
+                    RowResults* rows = nullptr);
 
 // fn applied to x in chunks of `batch` rows without gradients, results concatenated
 // along dim 0 (`empty` when x has no rows).
-torch::Tensor map_rows(const torch::Tensor& x, int64_t batch, const std::function<torch::Tensor(const torch::Tensor&)>& fn,
-                       const torch::Tensor& empty);
+torch::Tensor map_rows(const torch::Tensor& x, int64_t batch,
+                       const std::function<torch::Tensor(const torch::Tensor&)>& fn, const torch::Tensor& empty);
 
 }  // namespace mixvae::train

@@ -85,7 +85,8 @@ PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& f
     << "model.init=" << cfg.model.init << "\n"
     << "model.init_iters=" << cfg.model.init_iters << "\n"
     << "model.init_restarts=" << cfg.model.init_restarts << "\n"
-    << (cfg.model.init_fits != 1 ? "model.init_fits=" + std::to_string(cfg.model.init_fits) + "\n" : "")  // 1: keys as before
+    << (cfg.model.init_fits != 1 ? "model.init_fits=" + std::to_string(cfg.model.init_fits) + "\n"
+                                 : "")  // 1: keys as before
     << "train.epochs=" << cfg.train.epochs << "\n"
     << "train.batch_size=" << cfg.train.batch_size << "\n"
     << "train.lr=" << cfg.train.lr << "\n"

@@ -8,7 +8,8 @@
 
 namespace mixvae::train {
 
-void write_sample_grid(models::ClusteringModel& model, const std::string& path, int64_t per_cluster, uint64_t run_seed) {
+void write_sample_grid(models::ClusteringModel& model, const std::string& path, int64_t per_cluster,
+                       uint64_t run_seed) {
   torch::NoGradGuard ng;
   const int64_t k = model.clusters(), n = per_cluster;
   torch::Generator gen = torch::make_generator<torch::CPUGeneratorImpl>(models::mix_seed(run_seed, 77));

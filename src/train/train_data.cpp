@@ -33,8 +33,10 @@ TrainData load_train_data(dist::Communicator& comm, const RunConfig& cfg) {
     info = data::inspect(cfg.data.path);
     data::check_shardable(info, w);
     auto [b, e] = data::shard_range(info.n, r, w);
-    if (cfg.data.shuffle == "global") shard = data::read_rows(info, 0, info.n);
-    else shard = data::read_rows(info, b, e);
+    if (cfg.data.shuffle == "global")
+      shard = data::read_rows(info, 0, info.n);
+    else
+      shard = data::read_rows(info, b, e);
   });
   out.path = info.path;
   out.name = info.name;
@@ -56,8 +58,7 @@ TrainData load_train_data(dist::Communicator& comm, const RunConfig& cfg) {
   // Bernoulli likelihood needs data in [0,1]; decided on all rows of all ranks.
   int64_t outside = rows > 0 ? ((out.x < 0) | (out.x > 1)).any().item<bool>() : 0;
   out.unit_interval = comm.all_reduce_value(outside, dist::ReduceOp::Max) == 0;
-  if (out.num_classes == 0 && out.y.defined() && out.y.numel() > 0)
-    out.num_classes = out.y.max().item<int64_t>() + 1;
+  if (out.num_classes == 0 && out.y.defined() && out.y.numel() > 0) out.num_classes = out.y.max().item<int64_t>() + 1;
   out.num_classes = comm.all_reduce_value(out.num_classes, dist::ReduceOp::Max);
   return out;
 }

@@ -21,11 +21,11 @@ namespace mixvae::train {
 
 struct TrainData {
   std::string path, name;
-  torch::Tensor x;            // [local rows, D] float32
-  torch::Tensor y;            // [local rows] int64, undefined without labels
+  torch::Tensor x;  // [local rows, D] float32
+  torch::Tensor y;  // [local rows] int64, undefined without labels
   int64_t n_global = 0, d = 0, num_classes = 0;
   bool global_mode = false;
-  bool unit_interval = true;  // every feature in [0,1] (all ranks agree)
+  bool unit_interval = true;                        // every feature in [0,1] (all ranks agree)
   std::vector<std::pair<int64_t, int64_t>> shards;  // every rank's global row range
   int64_t eval_begin = 0, eval_end = 0;             // local rows this rank evaluates
 };
@@ -34,8 +34,8 @@ struct TrainData {
 TrainData load_train_data(dist::Communicator& comm, const RunConfig& cfg);
 
 struct StepSlice {
-  torch::Tensor rows;       // local row indices of this rank's part of the batch
-  int64_t global_rows = 0;  // size of the global batch
+  torch::Tensor rows;          // local row indices of this rank's part of the batch
+  int64_t global_rows = 0;     // size of the global batch
   int64_t begin = 0, end = 0;  // this rank's rows within the global batch (global mode)
 };
 

@@ -40,7 +40,6 @@ std::string next_stage_name(const std::vector<models::Stage>& recipe, int64_t si
 namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-
 std::string checkpoint_path(const RunConfig& cfg) { return (fs::path(cfg.output.dir) / "checkpoint.h5").string(); }
 }  // namespace
 
@@ -286,8 +285,9 @@ TrainResult Trainer::run(bool resume) {
   models::set_matmul_precision(cfg_.train.precision);
   if (cfg_.train.precision == "bf16" && device_.is_cpu() && !__builtin_cpu_supports("avx512bf16") &&
       !__builtin_cpu_supports("amx-bf16"))
-    log::warn("train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
-              "slower than fp32 here (25-34x measured on AVX2, docs/performance.md)");
+    log::warn(
+        "train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
+        "slower than fp32 here (25-34x measured on AVX2, docs/performance.md)");
   // NCCL needs a GPU of its own per rank: with more ranks on a node than GPUs, `auto`
   // keeps the MPI path (host copies), and `nccl` is refused with a clear message.
   bool shared_gpu = false;
@@ -408,7 +408,8 @@ TrainResult Trainer::run(bool resume) {
       log_metrics(j.dump());
       char buf[160];
       std::snprintf(buf, sizeof buf, "  ACC %.4f NMI %.4f ARI %.4f", ev.scores.acc, ev.scores.nmi, ev.scores.ari);
-      log::info(stage.name + ": " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) + " s)");
+      log::info(stage.name + ": " + msg + (ev.has_labels ? buf : "") + " (" + std::to_string(int(now_s() - t0)) +
+                " s)");
       result.eval = ev;
       write_checkpoint(si + 1, next_stage_name(recipe, si), 0, nullptr);
       continue;
@@ -416,7 +417,10 @@ TrainResult Trainer::run(bool resume) {
 
     const bool stage_start = si != start_stage || (start_epoch == 0 && resume_meta.step == 0);
     if (stage_start && reuse_artifact(stage, si)) {
-      json j = {{"stage", stage.name}, {"stage_index", si}, {"epoch", stage.epochs}, {"artifact", artifacts_[family_of(stage)]}};
+      json j = {{"stage", stage.name},
+                {"stage_index", si},
+                {"epoch", stage.epochs},
+                {"artifact", artifacts_[family_of(stage)]}};
       log_metrics(j.dump());
       if (stage.kind == models::StageKind::Main) result.epochs = stage.epochs;
       write_checkpoint(si + 1, next_stage_name(recipe, si), 0, nullptr);
@@ -429,8 +433,8 @@ TrainResult Trainer::run(bool resume) {
     dist::GradReducer reducer(tcomm(), params, cfg_.dist.bucket_mb, cfg_.dist.overlap);
     if (cfg_.dist.overlap && comm_.size() > 1 && !reducer.overlapping() && si == start_stage)
       log::warn("dist.overlap is off for " + stage.name + ": it needs CPU gradients, MPI at MPI_THREAD_MULTIPLE and " +
-                "more than one bucket (" + std::to_string(reducer.buckets()) + " of dist.bucket_mb = " +
-                std::to_string(cfg_.dist.bucket_mb) + " MiB here)");
+                "more than one bucket (" + std::to_string(reducer.buckets()) +
+                " of dist.bucket_mb = " + std::to_string(cfg_.dist.bucket_mb) + " MiB here)");
     int64_t first = si == start_stage ? start_epoch : 0;
     const bool mid_epoch = resume && si == start_stage && resume_meta.step > 0;
     if (resume && si == start_stage && (first > 0 || mid_epoch)) load_checkpoint(resume_ckpt, *model_, opt.get());
@@ -457,7 +461,8 @@ TrainResult Trainer::run(bool resume) {
         // The largest rank's peak resident memory so far (each rank holds only its shard).
         const double rss = comm_.all_reduce_value<double>(peak_rss_mib(), dist::ReduceOp::Max);
         j["peak_rss_mib"] = std::round(rss);
-        j["rank0_seconds"] = {{"compute", times_.compute}, {"all_reduce", times_.all_reduce}, {"optimizer", times_.optimizer}};
+        j["rank0_seconds"] = {
+            {"compute", times_.compute}, {"all_reduce", times_.all_reduce}, {"optimizer", times_.optimizer}};
         std::string extra;
         const bool last = e + 1 == stage.epochs;
         const bool stopping = stage.kind == models::StageKind::Main && stop_after_ > 0 && e + 1 >= stop_after_ && !last;
@@ -614,27 +619,30 @@ std::string Trainer::load_start_from() {
   dist::agree(comm_, [&] {
     const std::string what = path + ": cannot start " + model_->name() + " from it: ";
     CheckpointMeta meta = read_checkpoint_meta(path);
-    if (meta.model != from.family) throw UsageError(what + "it is a '" + meta.model + "' run, not a '" + from.family + "' run");
+    if (meta.model != from.family)
+      throw UsageError(what + "it is a '" + meta.model + "' run, not a '" + from.family + "' run");
     if (meta.input_dim != data_.d || meta.bernoulli != bernoulli_)
       throw UsageError(what + "it was trained on " + std::to_string(meta.input_dim) + "-dimensional data with a " +
                        (meta.bernoulli ? "bernoulli" : "gaussian") + " likelihood, this run has " +
                        std::to_string(data_.d) + " and " + (bernoulli_ ? "bernoulli" : "gaussian"));
     if (!meta.dataset.empty() && meta.dataset != data_.name)
-      throw UsageError(what + "it was trained on dataset '" + meta.dataset + "', this run's data is '" + data_.name + "'");
+      throw UsageError(what + "it was trained on dataset '" + meta.dataset + "', this run's data is '" + data_.name +
+                       "'");
     RunConfig src_cfg;
     auto src = model_from_checkpoint(path, &src_cfg, {});
     // A finished run's last checkpoint points past its recipe.
     if (meta.stage_index < int64_t(src->recipe(src_cfg).size()))
       throw UsageError(what + "that run is not finished (stopped in stage '" + meta.stage_name + "' after epoch " +
                        std::to_string(meta.epoch) + "); finish it with mixvae train --resume");
-    std::vector<torch::Tensor> in = src->artifact_parameters(from.family), out = model_->artifact_parameters(from.family);
+    std::vector<torch::Tensor> in = src->artifact_parameters(from.family),
+                               out = model_->artifact_parameters(from.family);
     bool same = in.size() == out.size();
     for (size_t i = 0; same && i < in.size(); ++i) same = in[i].sizes() == out[i].sizes();
     if (!same)
-      throw UsageError(what + "its architecture differs ([model] hidden = " + src_cfg.model.hidden + ", latent = " +
-                       std::to_string(src_cfg.model.latent) + ", clusters = " + std::to_string(src_cfg.model.clusters) +
-                       "; this run: " + cfg_.model.hidden + ", " + std::to_string(cfg_.model.latent) + ", " +
-                       std::to_string(cfg_.model.clusters) + ")");
+      throw UsageError(what + "its architecture differs ([model] hidden = " + src_cfg.model.hidden +
+                       ", latent = " + std::to_string(src_cfg.model.latent) +
+                       ", clusters = " + std::to_string(src_cfg.model.clusters) + "; this run: " + cfg_.model.hidden +
+                       ", " + std::to_string(cfg_.model.latent) + ", " + std::to_string(cfg_.model.clusters) + ")");
     torch::NoGradGuard ng;
     for (size_t i = 0; i < in.size(); ++i) out[i].copy_(in[i].to(out[i].device()));
   });
@@ -651,7 +659,10 @@ int64_t Trainer::start_from_run(const std::vector<models::Stage>& recipe, const 
   artifacts_[family] = "from:" + path;
   model_->eval();
   EvalResult ev = evaluate(comm_, *model_, data_);
-  json j = {{"stage", recipe[v].name}, {"stage_index", v}, {"epoch", recipe[v].epochs}, {"from", path},
+  json j = {{"stage", recipe[v].name},
+            {"stage_index", v},
+            {"epoch", recipe[v].epochs},
+            {"from", path},
             {"seconds", now_s() - t0}};
   if (ev.has_labels) j.update({{"acc", ev.scores.acc}, {"nmi", ev.scores.nmi}, {"ari", ev.scores.ari}});
   log_metrics(j.dump());

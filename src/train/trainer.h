@@ -113,8 +113,7 @@ class Trainer {
   // its running sums continued. A stop request agreed by all ranks ends the epoch after
   // the current step with a checkpoint and a PreemptedError.
   double run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch, torch::optim::Adam& opt,
-                   dist::GradReducer& reducer,
-                   std::vector<double>* part_sums, std::vector<std::string>* part_names,
+                   dist::GradReducer& reducer, std::vector<double>* part_sums, std::vector<std::string>* part_names,
                    const CheckpointMeta* mid);
   // The artifact family of a stage ("" for none).
   std::string family_of(const models::Stage& stage) const;
@@ -146,7 +145,8 @@ class Trainer {
   // Runs fn on rank 0 only, with its outcome agreed: a write that fails there (a full disk,
   // a removed directory) ends every rank with the same one-line error instead of leaving
   // the others in the next collective. Every rank must call it at the same point.
-  template <class Fn> void on_rank0(Fn&& fn) {
+  template <class Fn>
+  void on_rank0(Fn&& fn) {
     dist::agree(comm_, [&] {
       if (comm_.rank() == 0) fn();
     });

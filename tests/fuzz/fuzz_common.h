@@ -16,7 +16,8 @@ namespace mixvae::fuzz {
 
 inline std::string scratch_path(const char* name) {
   static const std::string dir = [] {
-    std::string d = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path().string();
+    std::string d =
+        std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path().string();
     return d + "/mixvae-fuzz-" + std::to_string(::getpid());
   }();
   std::filesystem::create_directories(dir);
@@ -33,7 +34,8 @@ inline std::string write_input(const char* name, const uint8_t* data, size_t siz
   return path;
 }
 
-template <class Fn> void expect_only_input_errors(Fn&& fn) {
+template <class Fn>
+void expect_only_input_errors(Fn&& fn) {
   try {
     fn();
   } catch (const mixvae::DataError&) {

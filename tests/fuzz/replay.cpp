@@ -5,13 +5,13 @@
 //   mixvae_fuzz_replay DIR
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>

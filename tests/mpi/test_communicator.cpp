@@ -115,7 +115,7 @@ TEST(Communicator, WatchdogNamesTheCollectiveAndTheLateRank) {
   EXPECT_EQ(sub->all_reduce_value<int64_t>(1), w.size());  // #1, in time
   if (sub->rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   EXPECT_EQ(sub->all_reduce_value<int64_t>(2), 2 * w.size());  // #2: rank 1 is late
-  sub->set_timeout(0);  // joins the watchdog: rec is final
+  sub->set_timeout(0);                                         // joins the watchdog: rec is final
   if (sub->rank() == 0) {
     EXPECT_EQ(rec.calls, 1);
     EXPECT_NE(rec.message.find("MPI all_reduce #2 on rank 0 of " + std::to_string(w.size())), std::string::npos)

@@ -13,8 +13,8 @@
 #include "dist/tensor_ops.h"
 #include "mixture/gmm.h"
 #include "mixture/kmeans.h"
-#include "mpi_world.h"
 #include "models/registry.h"
+#include "mpi_world.h"
 #include "train/trainer.h"
 
 using namespace mixvae;
@@ -42,13 +42,15 @@ torch::Tensor my_rows(const torch::Tensor& all, dist::Communicator& c) {
 torch::Tensor blobs() {
   torch::manual_seed(21);
   std::vector<torch::Tensor> xs;
-  for (int c = 0; c < 4; ++c) xs.push_back(torch::randn({500 + 100 * c, 3}, torch::kFloat64) * (0.5 + 0.2 * c) + 6.0 * c);
+  for (int c = 0; c < 4; ++c)
+    xs.push_back(torch::randn({500 + 100 * c, 3}, torch::kFloat64) * (0.5 + 0.2 * c) + 6.0 * c);
   torch::Tensor x = torch::cat(xs);
   return x.index_select(0, torch::randperm(x.size(0), torch::TensorOptions().dtype(torch::kInt64)));
 }
 
 // The same computation on the whole world and on a world of one holding all rows.
-template <class Fn> void on_world_and_alone(Fn&& fn) {
+template <class Fn>
+void on_world_and_alone(Fn&& fn) {
   fn(world(), true);
   auto solo = world().split(world().rank(), 0);
   fn(*solo, false);
@@ -103,11 +105,11 @@ TEST(Distributed, GlobalShuffleTrainingIsWorldSizeInvariant) {
   std::vector<torch::Tensor> result[2];
   on_world_and_alone([&](dist::Communicator& c, bool whole) {
     if (!whole && world().rank() != 0) return;  // rank 0 alone repeats the run
-    RunConfig cfg = RunConfig::load("", {"--data.path=" + dir + "/d.h5", "--data.shuffle=global",
-                                         "--output.dir=" + dir + (whole ? "/world" : "/alone"),
-                                         "--model.hidden=64,32", "--model.clusters=5", "--model.latent=4",
-                                         "--pretrain.epochs=1", "--train.epochs=1", "--train.batch_size=100",
-                                         "--train.threads=1", "--output.progress=false", "--train.seed=9"});
+    RunConfig cfg = RunConfig::load(
+        "",
+        {"--data.path=" + dir + "/d.h5", "--data.shuffle=global", "--output.dir=" + dir + (whole ? "/world" : "/alone"),
+         "--model.hidden=64,32", "--model.clusters=5", "--model.latent=4", "--pretrain.epochs=1", "--train.epochs=1",
+         "--train.batch_size=100", "--train.threads=1", "--output.progress=false", "--train.seed=9"});
     train::Trainer t(c, cfg);
     t.run(false);
     for (auto& p : t.model().parameters()) result[whole].push_back(p.detach().clone());
@@ -166,7 +168,8 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
         EXPECT_EQ(class_used[c]++, 0) << "class " << c << " matched twice";
       }
     }
-    EXPECT_EQ(std::count(r.scores.cluster_class.begin(), r.scores.cluster_class.end(), -1), 1) << "K=4 > C=3: one cluster unmatched";
+    EXPECT_EQ(std::count(r.scores.cluster_class.begin(), r.scores.cluster_class.end(), -1), 1)
+        << "K=4 > C=3: one cluster unmatched";
     EXPECT_NEAR(r.scores.acc, double(matched) / 1001.0, 1e-12) << mode;
   }
   world().barrier();

@@ -40,8 +40,8 @@ RunConfig small_config(const std::string& dir, const std::string& out, uint64_t 
   models::register_models();
   return RunConfig::load("", {"--data.path=" + dir + "/d.h5", "--output.dir=" + out, "--model.hidden=64,32",
                               "--model.clusters=5", "--model.latent=4", "--pretrain.epochs=2", "--train.epochs=3",
-                              "--train.batch_size=100", "--train.lr=0.0002", "--train.lr_mixture=0.0002", "--train.threads=1", "--output.progress=false",
-                              "--train.seed=" + std::to_string(seed)});
+                              "--train.batch_size=100", "--train.lr=0.0002", "--train.lr_mixture=0.0002",
+                              "--train.threads=1", "--output.progress=false", "--train.seed=" + std::to_string(seed)});
 }
 
 // (stage, epoch) -> loss, and the final ACC, from a run directory.
@@ -182,7 +182,8 @@ TEST(Ensemble, StopAndResumeGiveTheSameParameters) {
   for (size_t i = 0; i < seeds.size(); ++i) {
     auto want = straight.member_parameters(i), got = third.member_parameters(i);
     ASSERT_EQ(want.size(), got.size());
-    for (size_t p = 0; p < got.size(); ++p) EXPECT_TRUE(torch::equal(want[p], got[p])) << "seed " << seeds[i] << " " << p;
+    for (size_t p = 0; p < got.size(); ++p)
+      EXPECT_TRUE(torch::equal(want[p], got[p])) << "seed " << seeds[i] << " " << p;
   }
   if (world().rank() == 0) {
     // Each epoch appears once in the resumed members' logs.

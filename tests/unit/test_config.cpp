@@ -62,7 +62,8 @@ TEST(Config, BadValuesAreUsageErrors) {
   EXPECT_NE(error_of("", {"--train.epochs=-1"}).find("train.epochs must be >= 0"), std::string::npos);
   EXPECT_NE(error_of("", {"--model.clusters=1"}).find("model.clusters must be >= 2"), std::string::npos);
   EXPECT_NE(error_of("", {"--data.shuffle=random"}).find("data.shuffle"), std::string::npos);
-  EXPECT_NE(error_of("", {"--train.precision=fp16"}).find("train.precision must be 'fp32' or 'bf16'"), std::string::npos);
+  EXPECT_NE(error_of("", {"--train.precision=fp16"}).find("train.precision must be 'fp32' or 'bf16'"),
+            std::string::npos);
   EXPECT_NE(error_of("", {"--train.lr=0"}).find("train.lr"), std::string::npos);
   EXPECT_NE(error_of("", {"notaflag"}).find("unexpected argument"), std::string::npos);
   EXPECT_THROW(RunConfig::load("/nonexistent/x.ini", {}), UsageError);

@@ -23,8 +23,8 @@ namespace mixvae::data {
 namespace {
 
 namespace fs = std::filesystem;
-using mixvae::test::TempDir;
 using mixvae::test::error_of;
+using mixvae::test::TempDir;
 
 constexpr int kTrain = 7, kTest = 4;
 

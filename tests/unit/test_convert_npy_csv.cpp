@@ -22,8 +22,8 @@
 namespace mixvae::data {
 namespace {
 
-using mixvae::test::TempDir;
 using mixvae::test::error_of;
+using mixvae::test::TempDir;
 using mixvae::test::usage_error_of;
 
 void write_bytes(const std::string& path, const std::string& bytes) {

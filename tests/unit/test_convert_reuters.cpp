@@ -25,8 +25,8 @@ namespace mixvae::data {
 namespace {
 
 namespace fs = std::filesystem;
-using mixvae::test::TempDir;
 using mixvae::test::error_of;
+using mixvae::test::TempDir;
 
 const char* const kTokenFiles[] = {"lyrl2004_tokens_test_pt0.dat", "lyrl2004_tokens_test_pt1.dat",
                                    "lyrl2004_tokens_test_pt2.dat", "lyrl2004_tokens_test_pt3.dat",

@@ -26,8 +26,8 @@ namespace mixvae::data {
 namespace {
 
 namespace fs = std::filesystem;
-using mixvae::test::TempDir;
 using mixvae::test::error_of;
+using mixvae::test::TempDir;
 
 constexpr int kTrain = 3, kTest = 2, kSide = 96;
 const float kMean[3] = {0.485f, 0.456f, 0.406f};

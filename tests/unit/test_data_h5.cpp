@@ -13,33 +13,30 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "test_util.h"
+#include "core/sha256.h"
 #include "data/h5.h"
 #include "data/schema.h"
-#include "core/sha256.h"
+#include "test_util.h"
 
 namespace mixvae::data {
 namespace {
 
 namespace fs = std::filesystem;
 
-using mixvae::test::TempDir;
 using mixvae::test::data_error_of;
+using mixvae::test::TempDir;
 
 // A file made with the raw C API, for shapes and types write_dataset never produces.
 template <class T>
-void raw_dataset(const std::string& path, const std::string& name, hid_t type,
-                 const std::vector<hsize_t>& dims, const std::vector<T>& values,
-                 bool truncate = true, hid_t mem_type = -1) {
+void raw_dataset(const std::string& path, const std::string& name, hid_t type, const std::vector<hsize_t>& dims,
+                 const std::vector<T>& values, bool truncate = true, hid_t mem_type = -1) {
   hid_t file = truncate ? H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)
                         : H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   ASSERT_GE(file, 0);
   hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
   hid_t dset = H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   ASSERT_GE(dset, 0);
-  ASSERT_GE(
-      H5Dwrite(dset, mem_type >= 0 ? mem_type : type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
-      0);
+  ASSERT_GE(H5Dwrite(dset, mem_type >= 0 ? mem_type : type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
   H5Dclose(dset);
   H5Sclose(space);
   H5Fclose(file);
@@ -88,14 +85,11 @@ TEST(H5, ArraysRoundTripForEverySupportedType) {
   EXPECT_EQ(h5::read_array<float>(f, "model/enc.0.weight", &dims),
             (std::vector<float>{1.5f, -2.0f, 3.25f, 4.0f, 5.0f, 6.0f}));
   EXPECT_EQ(dims, (std::vector<hsize_t>{2, 3}));
-  EXPECT_EQ(h5::read_array<double>(f, "/model/deep/er/x"),
-            (std::vector<double>{1e-300, 2.0, -3.0}));
-  EXPECT_EQ(h5::read_array<int64_t>(f, "i64"),
-            (std::vector<int64_t>{std::numeric_limits<int64_t>::min(), 0, 42}));
+  EXPECT_EQ(h5::read_array<double>(f, "/model/deep/er/x"), (std::vector<double>{1e-300, 2.0, -3.0}));
+  EXPECT_EQ(h5::read_array<int64_t>(f, "i64"), (std::vector<int64_t>{std::numeric_limits<int64_t>::min(), 0, 42}));
   EXPECT_EQ(h5::read_array<int32_t>(f, "i32"), (std::vector<int32_t>{-7, 8}));
   EXPECT_EQ(h5::read_array<uint8_t>(f, "u8"), (std::vector<uint8_t>{0, 255, 17}));
-  EXPECT_EQ(h5::read_array<uint64_t>(f, "u64"),
-            (std::vector<uint64_t>{std::numeric_limits<uint64_t>::max(), 1}));
+  EXPECT_EQ(h5::read_array<uint64_t>(f, "u64"), (std::vector<uint64_t>{std::numeric_limits<uint64_t>::max(), 1}));
   EXPECT_EQ(h5::read_array<double>(f, "scalar", &dims), std::vector<double>{9.5});
   EXPECT_TRUE(dims.empty());
   EXPECT_EQ(h5::dims_of(f, "model/enc.0.weight"), (std::vector<hsize_t>{2, 3}));
@@ -113,8 +107,7 @@ TEST(H5, ChunkedAndCompressedArraysReadBackAndAreChunked) {
     h5::write_array(f, "empty", &none, {0, 4}, 3);  // chunking is skipped for empty arrays
   }
   h5::File f = h5::open_read(dir.file("c.h5"));
-  for (const char* name : {"chunked", "deflated", "plain"})
-    EXPECT_EQ(h5::read_array<float>(f, name), x);
+  for (const char* name : {"chunked", "deflated", "plain"}) EXPECT_EQ(h5::read_array<float>(f, name), x);
   EXPECT_TRUE(h5::read_array<float>(f, "empty").empty());
   auto layout = [&](const char* name, hsize_t* rows) {
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
@@ -167,8 +160,8 @@ TEST(H5, ListDatasetsIsRecursiveAndSorted) {
     h5::write_array(f, name, &v, {1});
   H5Gclose(H5Gcreate2(f, "model/empty_group", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   EXPECT_EQ(h5::list_datasets(f, "model"), (std::vector<std::string>{"a/b", "enc.0.weight", "z"}));
-  EXPECT_EQ(h5::list_datasets(f, "/"), (std::vector<std::string>{"model/a/b", "model/enc.0.weight",
-                                                                 "model/z", "optim/m", "top"}));
+  EXPECT_EQ(h5::list_datasets(f, "/"),
+            (std::vector<std::string>{"model/a/b", "model/enc.0.weight", "model/z", "optim/m", "top"}));
   const std::string msg = data_error_of([&] { h5::list_datasets(f, "missing"); });
   EXPECT_CONTAINS(msg, "/missing does not exist");
 }
@@ -236,13 +229,11 @@ TEST(H5, ReadingAsAnotherTypeIsAnError) {
   h5::File f = h5::open_read(path);
   const std::string msg = data_error_of([&] { h5::read_array<float>(f, "features"); });
   EXPECT_EQ(msg, path + ": /features has type int32, expected float32");
-  EXPECT_CONTAINS(data_error_of([&] { h5::read_array<int64_t>(f, "features"); }),
-                  "has type int32, expected int64");
+  EXPECT_CONTAINS(data_error_of([&] { h5::read_array<int64_t>(f, "features"); }), "has type int32, expected int64");
   // Widening is opt-in and only for integers.
   EXPECT_EQ(h5::read_row_range<int64_t>(f, "features", 1, 2, h5::Conversion::kWidenInteger),
             (std::vector<int64_t>{3, 4}));
-  EXPECT_CONTAINS(data_error_of([&] { h5::read_array<double>(f, "nope"); }),
-                  "has no /nope dataset");
+  EXPECT_CONTAINS(data_error_of([&] { h5::read_array<double>(f, "nope"); }), "has no /nope dataset");
 }
 
 TEST(H5, ReadRowRangeReadsExactlyTheRows) {
@@ -253,19 +244,16 @@ TEST(H5, ReadRowRangeReadsExactlyTheRows) {
     h5::write_array(f, "x", x.data(), {6, 2}, 4);
   }
   h5::File f = h5::open_read(dir.file("r.h5"));
-  EXPECT_EQ(h5::read_row_range<float>(f, "x", 2, 5),
-            std::vector<float>(x.begin() + 4, x.begin() + 10));
+  EXPECT_EQ(h5::read_row_range<float>(f, "x", 2, 5), std::vector<float>(x.begin() + 4, x.begin() + 10));
   EXPECT_TRUE(h5::read_row_range<float>(f, "x", 6, 6).empty());
   EXPECT_THROW(h5::read_row_range<float>(f, "x", 5, 7), std::out_of_range);
 }
 
 TEST(H5, OpenReadNamesTheProblem) {
   TempDir dir;
-  EXPECT_EQ(data_error_of([&] { h5::open_read(dir.file("absent.h5")); }),
-            dir.file("absent.h5") + ": no such file");
+  EXPECT_EQ(data_error_of([&] { h5::open_read(dir.file("absent.h5")); }), dir.file("absent.h5") + ": no such file");
   std::ofstream(dir.file("text.h5")) << "just some text, not HDF5\n";
-  EXPECT_EQ(data_error_of([&] { h5::open_read(dir.file("text.h5")); }),
-            dir.file("text.h5") + ": not an HDF5 file");
+  EXPECT_EQ(data_error_of([&] { h5::open_read(dir.file("text.h5")); }), dir.file("text.h5") + ": not an HDF5 file");
   EXPECT_CONTAINS(data_error_of([&] { h5::open_read(dir.path()); }), "is a directory");
 }
 
@@ -340,8 +328,7 @@ TEST(Schema, NanAndInfFeaturesAreRefusedAndNothingIsLeft) {
   const std::string path = dir.file("nan.h5");
   std::vector<float> x = ramp(4, 3);
   x[7] = std::numeric_limits<float>::quiet_NaN();
-  std::string msg =
-      data_error_of([&] { write_dataset(path, x.data(), 4, 3, nullptr, test_meta(0)); });
+  std::string msg = data_error_of([&] { write_dataset(path, x.data(), 4, 3, nullptr, test_meta(0)); });
   EXPECT_CONTAINS(msg, path);
   EXPECT_CONTAINS(msg, "row 2, column 1 is NaN");
   x[7] = std::numeric_limits<float>::infinity();
@@ -355,8 +342,7 @@ TEST(Schema, LabelsOutOfRangeAreRefused) {
   const std::string path = dir.file("lab.h5");
   const std::vector<float> x = ramp(3, 2);
   const std::vector<int64_t> too_big = {0, 3, 1};
-  std::string msg =
-      data_error_of([&] { write_dataset(path, x.data(), 3, 2, too_big.data(), test_meta(3)); });
+  std::string msg = data_error_of([&] { write_dataset(path, x.data(), 3, 2, too_big.data(), test_meta(3)); });
   EXPECT_CONTAINS(msg, path);
   EXPECT_CONTAINS(msg, "label of row 1 is 3, outside [0, 3)");
   const std::vector<int64_t> negative = {0, 1, -1};
@@ -370,8 +356,7 @@ TEST(Schema, UnwritableDirectoryIsADataErrorNamingThePath) {
   std::ofstream(dir.file("afile")) << "a regular file, not a directory";
   const std::string path = dir.file("afile/x.h5");
   const std::vector<float> x = ramp(2, 2);
-  const std::string msg =
-      data_error_of([&] { write_dataset(path, x.data(), 2, 2, nullptr, test_meta(0)); });
+  const std::string msg = data_error_of([&] { write_dataset(path, x.data(), 2, 2, nullptr, test_meta(0)); });
   EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
   EXPECT_CONTAINS(msg, "Not a directory");
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"afile"});
@@ -379,12 +364,10 @@ TEST(Schema, UnwritableDirectoryIsADataErrorNamingThePath) {
 
 TEST(Schema, InspectNamesStructuralProblems) {
   TempDir dir;
-  EXPECT_EQ(data_error_of([&] { inspect(dir.file("none.h5")); }),
-            dir.file("none.h5") + ": no such file");
+  EXPECT_EQ(data_error_of([&] { inspect(dir.file("none.h5")); }), dir.file("none.h5") + ": no such file");
 
   std::ofstream(dir.file("garbage.h5")) << "\x89HDX not really";
-  EXPECT_EQ(data_error_of([&] { inspect(dir.file("garbage.h5")); }),
-            dir.file("garbage.h5") + ": not an HDF5 file");
+  EXPECT_EQ(data_error_of([&] { inspect(dir.file("garbage.h5")); }), dir.file("garbage.h5") + ": not an HDF5 file");
 
   const std::string nofeat = dir.file("nofeat.h5");
   raw_dataset<int64_t>(nofeat, "labels", H5T_NATIVE_INT64, {2}, {0, 1});
@@ -392,8 +375,7 @@ TEST(Schema, InspectNamesStructuralProblems) {
 
   const std::string rank1 = dir.file("rank1.h5");
   raw_dataset<float>(rank1, "features", H5T_NATIVE_FLOAT, {4}, {1, 2, 3, 4});
-  EXPECT_EQ(data_error_of([&] { inspect(rank1); }),
-            rank1 + ": /features must be 2-D [N, D], found rank 1");
+  EXPECT_EQ(data_error_of([&] { inspect(rank1); }), rank1 + ": /features must be 2-D [N, D], found rank 1");
 
   const std::string rank3 = dir.file("rank3.h5");
   raw_dataset<float>(rank3, "features", H5T_NATIVE_FLOAT, {1, 2, 2}, {1, 2, 3, 4});
@@ -401,13 +383,11 @@ TEST(Schema, InspectNamesStructuralProblems) {
 
   const std::string ints = dir.file("int32.h5");
   raw_dataset<int32_t>(ints, "features", H5T_NATIVE_INT32, {2, 2}, {1, 2, 3, 4});
-  EXPECT_EQ(data_error_of([&] { inspect(ints); }),
-            ints + ": /features has type int32, expected float32");
+  EXPECT_EQ(data_error_of([&] { inspect(ints); }), ints + ": /features has type int32, expected float32");
 
   const std::string doubles = dir.file("float64.h5");
   raw_dataset<double>(doubles, "features", H5T_NATIVE_DOUBLE, {2, 2}, {1, 2, 3, 4});
-  EXPECT_CONTAINS(data_error_of([&] { inspect(doubles); }),
-                  "/features has type float64, expected float32");
+  EXPECT_CONTAINS(data_error_of([&] { inspect(doubles); }), "/features has type float64, expected float32");
 
   const std::string short_labels = dir.file("short_labels.h5");
   raw_dataset<float>(short_labels, "features", H5T_NATIVE_FLOAT, {3, 1}, {1, 2, 3});
@@ -418,8 +398,7 @@ TEST(Schema, InspectNamesStructuralProblems) {
   const std::string float_labels = dir.file("float_labels.h5");
   raw_dataset<float>(float_labels, "features", H5T_NATIVE_FLOAT, {2, 1}, {1, 2});
   raw_dataset<float>(float_labels, "labels", H5T_NATIVE_FLOAT, {2}, {0, 1}, false);
-  EXPECT_CONTAINS(data_error_of([&] { inspect(float_labels); }),
-                  "/labels has type float32, expected int64");
+  EXPECT_CONTAINS(data_error_of([&] { inspect(float_labels); }), "/labels has type float32, expected int64");
 
   const std::string group_features = dir.file("group.h5");
   {
@@ -477,8 +456,7 @@ TEST(Schema, ReadRowsRejectsBadValuesNamingTheGlobalRow) {
     h5::write_attr(f, "num_classes", int64_t{3});
   }
   const DatasetInfo linfo = inspect(bad_labels);
-  EXPECT_EQ(data_error_of([&] { read_rows(linfo, 1, 4); }),
-            bad_labels + ": /labels row 2 is 5, outside [0, 3)");
+  EXPECT_EQ(data_error_of([&] { read_rows(linfo, 1, 4); }), bad_labels + ": /labels row 2 is 5, outside [0, 3)");
   EXPECT_THROW(read_rows(linfo, 3, 5), std::out_of_range);
 }
 
@@ -542,18 +520,15 @@ TEST(Schema, TooFewSamplesForTheRanksIsADataError) {
   info.path = "/data/tiny.h5";
   info.n = 2;
   EXPECT_NO_THROW(check_shardable(info, 2));
-  EXPECT_EQ(data_error_of([&] { check_shardable(info, 3); }),
-            "/data/tiny.h5: 2 samples cannot be split over 3 ranks");
+  EXPECT_EQ(data_error_of([&] { check_shardable(info, 3); }), "/data/tiny.h5: 2 samples cannot be split over 3 ranks");
 }
 
 // ---------------------------------------------------------------------------------------
 // sha256
 
 TEST(Sha256, KnownVectors) {
-  EXPECT_EQ(sha256_bytes("", 0),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(sha256_bytes("abc", 3),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_bytes("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_bytes("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(Sha256, IncrementalEqualsOneShot) {

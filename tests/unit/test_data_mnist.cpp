@@ -14,32 +14,31 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "test_util.h"
+#include "core/sha256.h"
 #include "data/h5.h"
 #include "data/idx.h"
 #include "data/mnist.h"
 #include "data/schema.h"
-#include "core/sha256.h"
+#include "test_util.h"
 
 namespace mixvae::data {
 namespace {
 
 namespace fs = std::filesystem;
 
-using mixvae::test::TempDir;
 using mixvae::test::data_error_of;
 using mixvae::test::entries;
+using mixvae::test::TempDir;
 
 std::vector<uint8_t> be32(uint32_t v) {
-  return {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16),
-          static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
+  return {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
+          static_cast<uint8_t>(v)};
 }
 
 // The bytes of an IDX file: magic 0x0000 08 RANK, big-endian dims, payload.
-std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims,
-                               const std::vector<uint8_t>& payload, uint32_t magic = 0) {
-  std::vector<uint8_t> out =
-      be32(magic != 0 ? magic : 0x00000800u | static_cast<uint32_t>(dims.size()));
+std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& payload,
+                               uint32_t magic = 0) {
+  std::vector<uint8_t> out = be32(magic != 0 ? magic : 0x00000800u | static_cast<uint32_t>(dims.size()));
   for (uint32_t d : dims) {
     const auto b = be32(d);
     out.insert(out.end(), b.begin(), b.end());
@@ -52,16 +51,14 @@ void write_gz(const std::string& path, const std::vector<uint8_t>& bytes) {
   gzFile gz = gzopen(path.c_str(), "wb9");
   ASSERT_NE(gz, nullptr);
   if (!bytes.empty()) {
-    ASSERT_EQ(gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())),
-              static_cast<int>(bytes.size()));
+    ASSERT_EQ(gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
   }
   ASSERT_EQ(gzclose(gz), Z_OK);
 }
 
 void write_plain(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 std::vector<uint8_t> read_plain(const std::string& path) {
@@ -100,11 +97,9 @@ class MnistDir : public ::testing::Test {
     fs::create_directory(raw);
     fs::create_directory(out_dir);
     out = out_dir + "/mnist.h5";
-    write_gz(path("train-images-idx3-ubyte.gz"),
-             idx_bytes({kTrain, 28, 28}, images_payload(0, kTrain)));
+    write_gz(path("train-images-idx3-ubyte.gz"), idx_bytes({kTrain, 28, 28}, images_payload(0, kTrain)));
     write_gz(path("train-labels-idx1-ubyte.gz"), idx_bytes({kTrain}, labels_payload(0, kTrain)));
-    write_gz(path("t10k-images-idx3-ubyte.gz"),
-             idx_bytes({kTest, 28, 28}, images_payload(kTrain, kTest)));
+    write_gz(path("t10k-images-idx3-ubyte.gz"), idx_bytes({kTest, 28, 28}, images_payload(kTrain, kTest)));
     write_gz(path("t10k-labels-idx1-ubyte.gz"), idx_bytes({kTest}, labels_payload(kTrain, kTest)));
   }
 
@@ -135,8 +130,7 @@ TEST_F(MnistDir, ConvertsTrainThenTestScaledTo01) {
   EXPECT_EQ(info.num_classes, 10);
   EXPECT_EQ(info.name, "mnist");
   EXPECT_EQ(info.source, "yann.lecun.com/exdb/mnist IDX files (train+t10k)");
-  EXPECT_EQ(info.preprocessing,
-            "train then t10k concatenated; pixels/255 to [0,1]; flattened row-major 784");
+  EXPECT_EQ(info.preprocessing, "train then t10k concatenated; pixels/255 to [0,1]; flattened row-major 784");
   EXPECT_EQ(info.format_version, 1);
 
   const Shard all = read_rows(info, 0, info.n);
@@ -144,17 +138,15 @@ TEST_F(MnistDir, ConvertsTrainThenTestScaledTo01) {
   for (int img = 0; img < kTrain + kTest; ++img) {
     EXPECT_EQ(all.y[img], label(img)) << "image " << img;
     for (int i = 0; i < kPixels; ++i)
-      ASSERT_EQ(all.x[static_cast<size_t>(img) * kPixels + i],
-                static_cast<float>(pixel(img, i)) / 255.0f)
+      ASSERT_EQ(all.x[static_cast<size_t>(img) * kPixels + i], static_cast<float>(pixel(img, i)) / 255.0f)
           << "image " << img << " pixel " << i;
   }
   EXPECT_EQ(*std::max_element(all.x.begin(), all.x.end()), 1.0f);  // pixel 255 occurs
 
   h5::File f = h5::open_read(out);
-  for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                           "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"})
-    EXPECT_EQ(h5::read_attr_string(f, std::string("sha256_") + name), sha256_file(path(name)))
-        << name;
+  for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                           "t10k-labels-idx1-ubyte.gz"})
+    EXPECT_EQ(h5::read_attr_string(f, std::string("sha256_") + name), sha256_file(path(name))) << name;
   EXPECT_EQ(h5::read_attr_int(f, "num_train"), kTrain);
   EXPECT_EQ(h5::read_attr_int(f, "num_test"), kTest);
 }
@@ -190,14 +182,12 @@ TEST_F(MnistDir, MissingFileIsNamed) {
 
 TEST_F(MnistDir, WrongMagicIsRefused) {
   // Element type 0x0D (float32) instead of 0x08.
-  write_gz(path("train-images-idx3-ubyte.gz"),
-           idx_bytes({kTrain, 28, 28}, images_payload(0, kTrain), 0x00000D03u));
+  write_gz(path("train-images-idx3-ubyte.gz"), idx_bytes({kTrain, 28, 28}, images_payload(0, kTrain), 0x00000D03u));
   expect_refused(path("train-images-idx3-ubyte.gz"), "IDX element type 0x0D (float32)");
   // A label file where an image file belongs.
   write_gz(path("train-images-idx3-ubyte.gz"), idx_bytes({kTrain}, labels_payload(0, kTrain)));
   expect_refused(path("train-images-idx3-ubyte.gz"), "IDX rank 1, expected 3");
-  write_gz(path("train-images-idx3-ubyte.gz"),
-           idx_bytes({kTrain, 28, 28}, images_payload(0, kTrain), 0x12340803u));
+  write_gz(path("train-images-idx3-ubyte.gz"), idx_bytes({kTrain, 28, 28}, images_payload(0, kTrain), 0x12340803u));
   expect_refused(path("train-images-idx3-ubyte.gz"), "not an IDX file");
 }
 
@@ -205,8 +195,7 @@ TEST_F(MnistDir, TruncatedPayloadIsRefusedWithByteCounts) {
   std::vector<uint8_t> short_payload = images_payload(0, kTrain);
   short_payload.resize(short_payload.size() - 100);
   write_gz(path("train-images-idx3-ubyte.gz"), idx_bytes({kTrain, 28, 28}, short_payload));
-  expect_refused(path("train-images-idx3-ubyte.gz"),
-                 "truncated: expected 5488 bytes of pixel data, found 5388");
+  expect_refused(path("train-images-idx3-ubyte.gz"), "truncated: expected 5488 bytes of pixel data, found 5388");
 }
 
 TEST_F(MnistDir, TruncatedGzipStreamIsRefused) {
@@ -229,15 +218,12 @@ TEST_F(MnistDir, TrailingBytesAreRefused) {
   std::vector<uint8_t> payload = labels_payload(kTrain, kTest);
   payload.insert(payload.end(), {1, 2, 3, 4, 5});
   write_gz(path("t10k-labels-idx1-ubyte.gz"), idx_bytes({kTest}, payload));
-  expect_refused(path("t10k-labels-idx1-ubyte.gz"),
-                 "5 unexpected extra bytes after the 3 bytes of label data");
+  expect_refused(path("t10k-labels-idx1-ubyte.gz"), "5 unexpected extra bytes after the 3 bytes of label data");
 }
 
 TEST_F(MnistDir, CountMismatchBetweenImagesAndLabelsIsRefused) {
-  write_gz(path("train-labels-idx1-ubyte.gz"),
-           idx_bytes({kTrain - 1}, labels_payload(0, kTrain - 1)));
-  expect_refused(path("train-labels-idx1-ubyte.gz"),
-                 "train-images has 7 images but train-labels has 6 labels");
+  write_gz(path("train-labels-idx1-ubyte.gz"), idx_bytes({kTrain - 1}, labels_payload(0, kTrain - 1)));
+  expect_refused(path("train-labels-idx1-ubyte.gz"), "train-images has 7 images but train-labels has 6 labels");
 }
 
 TEST_F(MnistDir, NonGzipGarbageIsRefused) {
@@ -247,11 +233,9 @@ TEST_F(MnistDir, NonGzipGarbageIsRefused) {
 }
 
 TEST_F(MnistDir, WrongImageSizeAndBadLabelsAreRefused) {
-  write_gz(path("t10k-images-idx3-ubyte.gz"),
-           idx_bytes({kTest, 27, 28}, std::vector<uint8_t>(kTest * 27 * 28, 9)));
+  write_gz(path("t10k-images-idx3-ubyte.gz"), idx_bytes({kTest, 27, 28}, std::vector<uint8_t>(kTest * 27 * 28, 9)));
   expect_refused(path("t10k-images-idx3-ubyte.gz"), "images are 27x28, expected 28x28");
-  write_gz(path("t10k-images-idx3-ubyte.gz"),
-           idx_bytes({kTest, 28, 28}, images_payload(kTrain, kTest)));
+  write_gz(path("t10k-images-idx3-ubyte.gz"), idx_bytes({kTest, 28, 28}, images_payload(kTrain, kTest)));
   write_gz(path("t10k-labels-idx1-ubyte.gz"), idx_bytes({kTest}, {1, 10, 2}));
   expect_refused(path("t10k-labels-idx1-ubyte.gz"), "label 10 at index 1 is outside 0-9");
 }
@@ -266,8 +250,7 @@ TEST(Idx, ReadsPlainAndGzipFilesAndChecksHeaders) {
     EXPECT_EQ(a.dims, (std::vector<int32_t>{2, 3})) << name;
     EXPECT_EQ(a.data, (std::vector<uint8_t>{1, 2, 3, 4, 5, 6})) << name;
   }
-  EXPECT_EQ(data_error_of([&] { read_idx_u8(dir.file("absent"), 1); }),
-            dir.file("absent") + ": no such file");
+  EXPECT_EQ(data_error_of([&] { read_idx_u8(dir.file("absent"), 1); }), dir.file("absent") + ": no such file");
   write_plain(dir.file("empty"), {});
   EXPECT_CONTAINS(data_error_of([&] { read_idx_u8(dir.file("empty"), 1); }), "is empty");
   write_plain(dir.file("short_header"), {0, 0, 8, 3, 0, 0});

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "test_util.h"
 #include "data/schema.h"
 #include "data/synthetic.h"
+#include "test_util.h"
 
 namespace mixvae::data {
 namespace {
@@ -53,8 +53,7 @@ TEST(Synthetic, LabelsAreBalancedAndShuffled) {
   }
   EXPECT_EQ(counts, (std::vector<int>{26, 26, 26, 25}));
   bool in_order = true;
-  for (size_t i = 0; i < s.y.size(); ++i)
-    in_order = in_order && s.y[i] == static_cast<int64_t>(i % 4);
+  for (size_t i = 0; i < s.y.size(); ++i) in_order = in_order && s.y[i] == static_cast<int64_t>(i % 4);
   EXPECT_FALSE(in_order);
 }
 

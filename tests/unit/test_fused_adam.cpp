@@ -26,8 +26,9 @@ Params make(torch::Dtype dtype) {
 template <class Opt>
 std::unique_ptr<torch::optim::Adam> build(std::vector<torch::Tensor> p, double wd) {
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<torch::Tensor>{p[0], p[1]},
-                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(0.002).eps(1e-4).weight_decay(wd)));
+  groups.emplace_back(
+      std::vector<torch::Tensor>{p[0], p[1]},
+      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(0.002).eps(1e-4).weight_decay(wd)));
   groups.emplace_back(std::vector<torch::Tensor>{p[2]},
                       std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(0.05).eps(1e-8)));
   return std::make_unique<Opt>(std::move(groups), torch::optim::AdamOptions(0.002));
@@ -88,7 +89,8 @@ TEST(FusedAdam, OtherDtypesTakeTheBaseStepExactly) {
 TEST(FusedAdam, UpdateIsIndependentOfTheThreadCount) {
   const int64_t n = (1 << 18) + 7;  // several parallel chunks and a ragged end
   torch::manual_seed(9);
-  torch::Tensor p0 = torch::randn({n}), g = torch::randn({n}), m0 = torch::randn({n}) * 0.1, v0 = torch::rand({n}) * 0.1;
+  torch::Tensor p0 = torch::randn({n}), g = torch::randn({n}), m0 = torch::randn({n}) * 0.1,
+                v0 = torch::rand({n}) * 0.1;
   auto run = [&](int threads) {
     const int before = torch::get_num_threads();
     torch::set_num_threads(threads);

@@ -78,8 +78,8 @@ TEST(KDvae, Eq8ScoreMatchesDirectComputation) {
       torch::Tensor mu = h.slice(0, 0, 2), logvar = h.slice(0, 2, 4);
       torch::Tensor logits = m.decoders()->forward_one(i, mu.unsqueeze(0))[0];
       // log p(x | mu_i) - 1/2 ||mu_i||^2 + sum_s log sigma_is  (Eq. 8)
-      double direct = bernoulli_logp(logits, x[b]) - 0.5 * mu.pow(2).sum().item<double>() +
-                      (0.5 * logvar).sum().item<double>();
+      double direct =
+          bernoulli_logp(logits, x[b]) - 0.5 * mu.pow(2).sum().item<double>() + (0.5 * logvar).sum().item<double>();
       EXPECT_NEAR(s[i][b].item<double>(), direct, 1e-4);
     }
   }

@@ -1,5 +1,3 @@
-#include "eval/metrics.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +8,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "eval/metrics.h"
 
 namespace mixvae::eval {
 namespace {
@@ -34,8 +34,7 @@ double brute_force_max(const std::vector<double>& w, int64_t rows, int64_t cols)
 
 // Checks that `match` is a valid assignment (distinct in-range columns, exactly
 // min(rows, cols) rows assigned) and returns its total weight.
-double assignment_weight(const std::vector<int64_t>& match, const std::vector<double>& w,
-                         int64_t rows, int64_t cols) {
+double assignment_weight(const std::vector<int64_t>& match, const std::vector<double>& w, int64_t rows, int64_t cols) {
   EXPECT_EQ(match.size(), static_cast<size_t>(rows));
   std::vector<char> used(static_cast<size_t>(cols), 0);
   int64_t assigned = 0;
@@ -78,8 +77,7 @@ TEST(HungarianMax, MatchesBruteForceOnRandomRealMatrices) {
         std::vector<double> w(static_cast<size_t>(rows * cols));
         for (auto& x : w) x = val(rng);
         const auto match = hungarian_max(w, rows, cols);
-        EXPECT_NEAR(assignment_weight(match, w, rows, cols), brute_force_max(w, rows, cols),
-                    1e-9)
+        EXPECT_NEAR(assignment_weight(match, w, rows, cols), brute_force_max(w, rows, cols), 1e-9)
             << rows << "x" << cols << " trial " << trial;
       }
     }
@@ -143,16 +141,28 @@ const std::vector<Case>& sklearn_cases() {
       {"k4_c3",
        {0, 0, 1, 1, 2, 2, 3, 3, 0, 1, 2, 3},
        {0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1, 2},
-       4, 3, 0.6280760724651602, 0.40310077519379844, 0.6666666666666666},
+       4,
+       3,
+       0.6280760724651602,
+       0.40310077519379844,
+       0.6666666666666666},
       // K=4 but cluster 3 is never predicted.
       {"k4_c5_empty",
        {0, 1, 1, 2, 0, 0, 1, 2, 2, 1, 0, 0, 2, 1, 1, 2, 0, 1, 2, 2},
        {0, 1, 2, 3, 4, 0, 1, 1, 3, 3, 4, 0, 2, 2, 1, 3, 4, 0, 3, 2},
-       4, 5, 0.4511193286638574, 0.2219020172910663, 0.5},
+       4,
+       5,
+       0.4511193286638574,
+       0.2219020172910663,
+       0.5},
       {"k6_c2",
        {0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 5, 5, 0, 0},
        {0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 1},
-       6, 2, 0.2625966255336675, 0.04844290657439446, 0.375},
+       6,
+       2,
+       0.2625966255336675,
+       0.04844290657439446,
+       0.375},
   };
   return cases;
 }
@@ -184,8 +194,7 @@ TEST(Metrics, SymmetricMetricsDoNotDependOnOrientation) {
 
 TEST(Metrics, Purity) {
   // Clusters: {0,0,1} -> 2, {1,1,1,2} -> 3, {2} -> 1; total 8.
-  const Contingency t =
-      Contingency::from_labels({0, 0, 0, 1, 1, 1, 1, 2}, {0, 0, 1, 1, 1, 1, 2, 2}, 3, 3);
+  const Contingency t = Contingency::from_labels({0, 0, 0, 1, 1, 1, 1, 2}, {0, 0, 1, 1, 1, 1, 2, 2}, 3, 3);
   EXPECT_DOUBLE_EQ(purity(t), 6.0 / 8.0);
   // Purity rewards splitting: every sample its own cluster is perfectly pure.
   EXPECT_DOUBLE_EQ(purity(Contingency::from_labels({0, 1, 2, 3}, {0, 0, 1, 1}, 4, 2)), 1.0);
@@ -239,8 +248,7 @@ TEST(Contingency, OutOfRangeLabelsThrow) {
     Contingency::from_labels({0, 1, 7}, {0, 0, 0}, 3, 2);
     FAIL() << "expected a throw";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("predicted cluster 7 at sample 2"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("predicted cluster 7 at sample 2"), std::string::npos) << e.what();
   }
   // A bad label leaves the table untouched.
   Contingency t(2, 2);

@@ -70,7 +70,8 @@ TEST(Mixture, GmmKeepsTheMostLikelyOfSeveralFits) {
   torch::Tensor x = torch::cat(xs);
   mixture::GmmOptions one;
   std::vector<double> ll;
-  for (int64_t f = 0; f < 6; ++f) ll.push_back(mixture::fit_diag_gmm(*comm, x, 4, mixture::gmm_fit_seed(17, f), one).mean_log_likelihood);
+  for (int64_t f = 0; f < 6; ++f)
+    ll.push_back(mixture::fit_diag_gmm(*comm, x, 4, mixture::gmm_fit_seed(17, f), one).mean_log_likelihood);
   ASSERT_EQ(mixture::gmm_fit_seed(17, 0), 17u);
   const auto best = std::max_element(ll.begin(), ll.end());
   // The starts must matter on this data, or the test shows nothing.

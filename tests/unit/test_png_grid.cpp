@@ -1,5 +1,3 @@
-#include "eval/png_grid.h"
-
 #include <gtest/gtest.h>
 #include <png.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "eval/png_grid.h"
 
 namespace mixvae::eval {
 namespace {
@@ -74,8 +73,7 @@ TEST_F(PngGridTest, WritesGridWithSeparators) {
   for (int64_t r = 0; r < R; ++r)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t y = 0; y < H; ++y)
-        for (int64_t x = 0; x < W; ++x)
-          images[((r * C + c) * H + y) * W + x] = level(r, c, y, x) / 255.0f;
+        for (int64_t x = 0; x < W; ++x) images[((r * C + c) * H + y) * W + x] = level(r, c, y, x) / 255.0f;
   // Clamping, NaN and rounding, in image (1, 2) which has no exact-level checks there.
   auto& last = images;
   const int64_t base = (1 * C + 2) * H * W;
@@ -149,19 +147,16 @@ TEST_F(PngGridTest, FailedRenameRemovesTempFile) {
   // The target is a non-empty directory: the temp file is written, rename() fails.
   const fs::path target = dir_ / "taken";
   fs::create_directories(target / "child");
-  EXPECT_THROW(write_png_grid(target.string(), std::vector<float>(4, 0.5f), 1, 1, 2, 2),
-               DataError);
+  EXPECT_THROW(write_png_grid(target.string(), std::vector<float>(4, 0.5f), 1, 1, 2, 2), DataError);
   EXPECT_EQ(count_temp_files(), 0);
   EXPECT_TRUE(fs::is_directory(target));
 }
 
 TEST_F(PngGridTest, BadArgumentsThrow) {
   const std::string path = (dir_ / "bad.png").string();
-  EXPECT_THROW(write_png_grid(path, std::vector<float>(5, 0.f), 1, 1, 2, 2),
-               std::invalid_argument);
+  EXPECT_THROW(write_png_grid(path, std::vector<float>(5, 0.f), 1, 1, 2, 2), std::invalid_argument);
   EXPECT_THROW(write_png_grid(path, {}, 0, 1, 2, 2), std::invalid_argument);
-  EXPECT_THROW(write_png_grid(path, std::vector<float>(4, 0.f), 1, 1, 2, 2, -1),
-               std::invalid_argument);
+  EXPECT_THROW(write_png_grid(path, std::vector<float>(4, 0.f), 1, 1, 2, 2, -1), std::invalid_argument);
   EXPECT_FALSE(fs::exists(path));
   EXPECT_EQ(count_temp_files(), 0);
 }

@@ -1,47 +1,45 @@
 // The trainer end to end on a small generated data set (world of one): outputs, exact
 // resume, checkpoint integrity.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <hdf5.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
-#include <csignal>
-
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <memory>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
 #include "core/files.h"
+#include "core/signals.h"
+#include "data/schema.h"
 #include "data/synthetic.h"
+#include "dist/communicator.h"
 #include "models/mlp.h"
 #include "models/noise.h"
 #include "models/registry.h"
-#include "dist/communicator.h"
-#include "core/signals.h"
-#include "data/schema.h"
+#include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/pretrain_artifact.h"
 #include "train/trainer.h"
-#include "test_util.h"
 
 using namespace mixvae;
 namespace fs = std::filesystem;
 
 namespace {
 RunConfig small_config(const std::string& data, const std::string& out, int64_t epochs) {
-  return RunConfig::load("", {"--data.path=" + data, "--output.dir=" + out, "--model.hidden=32,16",
-                              "--model.clusters=4", "--model.latent=3", "--pretrain.epochs=2",
-                              "--train.epochs=" + std::to_string(epochs), "--train.batch_size=50",
-                              "--output.progress=false", "--train.threads=1", "--train.lr_decay_every=2",
-                              "--output.samples_per_cluster=3"});
+  return RunConfig::load(
+      "",
+      {"--data.path=" + data, "--output.dir=" + out, "--model.hidden=32,16", "--model.clusters=4", "--model.latent=3",
+       "--pretrain.epochs=2", "--train.epochs=" + std::to_string(epochs), "--train.batch_size=50",
+       "--output.progress=false", "--train.threads=1", "--train.lr_decay_every=2", "--output.samples_per_cluster=3"});
 }
 // small_config for another model, with a k-DVAE small enough for a unit test.
 RunConfig model_config(const std::string& data, const std::string& out, int64_t epochs, const std::string& model) {
@@ -204,7 +202,8 @@ TEST_F(TrainerTest, ACheckpointOfAnotherModelOrDatasetIsRefused) {
   data::prepare_synthetic(dir / "wide.h5", 600, 21, 4, 1);
   {
     train::Trainer wide(*comm, small_config(dir / "wide.h5", dir / "m", 1));
-    EXPECT_CONTAINS(test::usage_error_of([&] { wide.run(true); }), "with input dimension 20, this run is 'vade' with 21");
+    EXPECT_CONTAINS(test::usage_error_of([&] { wide.run(true); }),
+                    "with input dimension 20, this run is 'vade' with 21");
   }
   // The same shape under another dataset name.
   std::vector<float> x(600 * 20, 0.25f);
@@ -213,9 +212,9 @@ TEST_F(TrainerTest, ACheckpointOfAnotherModelOrDatasetIsRefused) {
   data::write_dataset(dir / "fashion.h5", x.data(), 600, 20, nullptr, meta);
   {
     train::Trainer fashion(*comm, small_config(dir / "fashion.h5", dir / "m", 1));
-    EXPECT_CONTAINS(test::usage_error_of([&] { fashion.run(true); }),
-                    "checkpoint was trained on dataset 'synthetic', this run's data (" + (dir / "fashion.h5") +
-                        ") is 'fashion'");
+    EXPECT_CONTAINS(
+        test::usage_error_of([&] { fashion.run(true); }),
+        "checkpoint was trained on dataset 'synthetic', this run's data (" + (dir / "fashion.h5") + ") is 'fashion'");
   }
   EXPECT_EQ(fs::last_write_time(dir / "m/checkpoint.h5"), before);
 }
@@ -327,7 +326,8 @@ TEST_P(ResumeEveryModel, StopAnywhereThenResumeIsBitIdentical) {
     const auto got = state_of(second.model());
     ASSERT_EQ(got.size(), expected.size());
     for (size_t i = 0; i < got.size(); ++i)
-      EXPECT_TRUE(torch::equal(got[i], expected[i])) << "stop at step " << stop_at << " of " << total << ", tensor " << i;
+      EXPECT_TRUE(torch::equal(got[i], expected[i]))
+          << "stop at step " << stop_at << " of " << total << ", tensor " << i;
     const auto log = metrics_of(out);
     ASSERT_EQ(log.size(), expected_log.size()) << "stop at step " << stop_at;
     for (size_t i = 0; i < log.size(); ++i)
@@ -614,8 +614,10 @@ TEST_F(TrainerTest, DamagedCheckpointFallsBackToThePreviousOne) {
     first.run(false);
     ASSERT_TRUE(fs::exists(out + "/checkpoint.prev.h5"));
     EXPECT_EQ(train::read_checkpoint_meta(out + "/checkpoint.prev.h5").epoch, 1);
-    if (missing) fs::remove(out + "/checkpoint.h5");
-    else fs::resize_file(out + "/checkpoint.h5", fs::file_size(out + "/checkpoint.h5") / 2);
+    if (missing)
+      fs::remove(out + "/checkpoint.h5");
+    else
+      fs::resize_file(out + "/checkpoint.h5", fs::file_size(out + "/checkpoint.h5") / 2);
     std::string note;
     EXPECT_EQ(train::usable_checkpoint(out + "/checkpoint.h5", &note), out + "/checkpoint.prev.h5");
     EXPECT_FALSE(note.empty());
@@ -648,7 +650,8 @@ TEST_F(TrainerTest, SavingNeverLeavesTheCheckpointPathMissing) {
     for (char* p = buf; p < buf + n;) {
       const auto* ev = reinterpret_cast<const inotify_event*>(p);
       const std::string name = ev->len ? ev->name : "";
-      EXPECT_FALSE(name == "checkpoint.h5" && (ev->mask & (IN_MOVED_FROM | IN_DELETE))) << "checkpoint.h5 was taken away";
+      EXPECT_FALSE(name == "checkpoint.h5" && (ev->mask & (IN_MOVED_FROM | IN_DELETE)))
+          << "checkpoint.h5 was taken away";
       if (ev->mask & IN_MOVED_TO) moved_to.push_back(name);
       p += sizeof(inotify_event) + ev->len;
     }

@@ -41,13 +41,13 @@ void BM_GemmBF16(benchmark::State& s) { gemm(s, torch::kBFloat16); }
 // machine's peak.
 void shapes(benchmark::internal::Benchmark* b) {
   for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{{784, 500}, {500, 500}, {500, 2000}, {2000, 10}}) {
-    b->Args({100, in, out});   // forward
-    b->Args({in, 100, out});   // weight gradient
-    b->Args({100, out, in});   // input gradient
+    b->Args({100, in, out});  // forward
+    b->Args({in, 100, out});  // weight gradient
+    b->Args({100, out, in});  // input gradient
   }
-  b->Args({10, 784, 500});     // k-DVAE: one network's rows in the selected pass
-  b->Args({100, 784, 5000});   // k-DVAE: shared first layer of all k = 10 encoders
-  b->Args({1024, 1024, 1024}); // peak
+  b->Args({10, 784, 500});      // k-DVAE: one network's rows in the selected pass
+  b->Args({100, 784, 5000});    // k-DVAE: shared first layer of all k = 10 encoders
+  b->Args({1024, 1024, 1024});  // peak
   b->Args({2048, 2048, 2048});
 }
 BENCHMARK(BM_GemmF32)->Apply(shapes)->Unit(benchmark::kMicrosecond)->UseRealTime();
@@ -55,7 +55,8 @@ BENCHMARK(BM_GemmBF16)->Apply(shapes)->Unit(benchmark::kMicrosecond)->UseRealTim
 
 // One Adam step over P parameters (VaDE 3.3 M, k-DVAE 8.9 M): LibTorch's class and the
 // fused one. Bytes counted: parameter, gradient and both moments read, three written.
-template <class Opt> void adam(benchmark::State& state) {
+template <class Opt>
+void adam(benchmark::State& state) {
   const int64_t n = state.range(0);
   torch::Tensor p = torch::randn({n}).requires_grad_(true);
   p.mutable_grad() = torch::randn({n});
@@ -75,7 +76,8 @@ void knet(benchmark::State& state, bool selected) {
   const int64_t k = state.range(0), b = 100, d = 784;
   torch::manual_seed(0);
   std::vector<torch::Tensor> w;
-  for (auto [i, o] : std::vector<std::pair<int64_t, int64_t>>{{d, 500}, {500, 100}, {100, 20}, {10, 100}, {100, 500}, {500, d}})
+  for (auto [i, o] :
+       std::vector<std::pair<int64_t, int64_t>>{{d, 500}, {500, 100}, {100, 20}, {10, 100}, {100, 500}, {500, d}})
     w.push_back((torch::randn({k, i, o}) * 0.05).requires_grad_(true));
   torch::Tensor x = torch::rand({b, d});
   torch::Tensor owner = torch::randint(k, {b});
