@@ -73,6 +73,9 @@ void visit(RunConfig& c, V& v) {
   v("pretrain", "batch_size", c.pretrain.batch_size, "global batch size of pretraining");
   v("pretrain", "lr", c.pretrain.lr, "Adam learning rate of pretraining");
   v("pretrain", "adam_eps", c.pretrain.adam_eps, "Adam epsilon of pretraining");
+  v("pretrain", "input_dropout", c.pretrain.input_dropout,
+    "denoising pretraining: each input entry is zeroed with this probability and the rest scaled by 1/(1-p); "
+    "the autoencoder reconstructs the clean input (0: plain autoencoder; DEC used 0.2)");
   v("dist", "bucket_mb", c.dist.bucket_mb, "gradient all-reduce bucket size in MiB");
   v("dist", "overlap", c.dist.overlap,
     "all-reduce each finished gradient bucket on a second thread while backward() computes the rest "
@@ -392,6 +395,7 @@ void RunConfig::validate() const {
   if (pretrain.batch_size < 1) bad("pretrain.batch_size", "must be >= 1");
   if (!(pretrain.lr > 0)) bad("pretrain.lr", "must be a positive number");
   if (!(pretrain.adam_eps > 0)) bad("pretrain.adam_eps", "must be > 0");
+  if (!(pretrain.input_dropout >= 0 && pretrain.input_dropout < 1)) bad("pretrain.input_dropout", "must be in [0, 1)");
   if (!(dist.bucket_mb > 0)) bad("dist.bucket_mb", "must be > 0");
   if (dist.device != "auto" && dist.device != "cpu" && dist.device != "cuda")
     bad("dist.device", "must be auto, cpu or cuda, got '" + dist.device + "'");

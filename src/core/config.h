@@ -60,6 +60,9 @@ struct PretrainConfig {
   int64_t batch_size = 100;
   double lr = 0.001;
   double adam_eps = 1e-8;
+  // Denoising pretraining: the probability that an input entry is zeroed (0: a plain
+  // autoencoder, as the VaDE reference's weight files record; DEC's stacked AE used 0.2).
+  double input_dropout = 0;
 };
 
 struct DistConfig {

@@ -69,7 +69,10 @@ class ClusteringModel : public torch::nn::Module {
   virtual void set_stage(int64_t index) { (void)index; }
 
   // Pretraining objective (autoencoder) and its parameters; empty when there is none.
-  virtual LossTerms pretrain_loss(const torch::Tensor& x) = 0;
+  // `input` is what the encoder sees: x itself, or x corrupted by [pretrain] input_dropout
+  // (the denoising autoencoder of DEC's stacked-AE pretraining, noise.h); the loss
+  // reconstructs the clean x.
+  virtual LossTerms pretrain_loss(const torch::Tensor& x, const torch::Tensor& input) = 0;
   virtual std::vector<torch::Tensor> pretrain_parameters() = 0;
   // What a stage artifact of `family` (Stage::artifact) holds: the parameters that stage
   // trains, in a fixed order. Empty when the model has no such stage.

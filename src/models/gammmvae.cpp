@@ -147,10 +147,10 @@ std::vector<Stage> GamMMVae::recipe(const RunConfig& cfg) const {
           {"train", StageKind::Main, cfg.train.epochs}};
 }
 
-LossTerms GamMMVae::pretrain_loss(const torch::Tensor& x) {
+LossTerms GamMMVae::pretrain_loss(const torch::Tensor& x, const torch::Tensor& input) {
   // Autoencoder with a positive (softplus) bottleneck (§2.5): the VAE's trunk, mean head
   // and decoder.
-  torch::Tensor rec = recon_nll(decode_logits(code(x)), x);
+  torch::Tensor rec = recon_nll(decode_logits(code(input)), x);
   LossTerms out;
   out.total = rec.sum();
   out.parts = {{"recon", out.total.detach()}};

@@ -24,7 +24,7 @@ class GamMMVae : public ClusteringModel {
   torch::Tensor posterior(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) override;
   std::vector<Stage> recipe(const RunConfig& cfg) const override;
-  LossTerms pretrain_loss(const torch::Tensor& x) override;
+  LossTerms pretrain_loss(const torch::Tensor& x, const torch::Tensor& input) override;
   std::vector<torch::Tensor> pretrain_parameters() override;
   // The posterior mean alpha/beta = the mean head (after pretraining: the autoencoder's positive code).
   torch::Tensor embed(const torch::Tensor& x) override;

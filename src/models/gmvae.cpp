@@ -204,7 +204,7 @@ std::vector<Stage> Gmvae::recipe(const RunConfig& cfg) const {
   return {{"train", StageKind::Main, cfg.train.epochs}};
 }
 
-LossTerms Gmvae::pretrain_loss(const torch::Tensor& y) {
+LossTerms Gmvae::pretrain_loss(const torch::Tensor& y, const torch::Tensor&) {
   LossTerms out;
   out.total = torch::zeros({}, y.options());
   return out;

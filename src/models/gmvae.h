@@ -27,7 +27,7 @@ class Gmvae : public ClusteringModel {
   torch::Tensor posterior(const torch::Tensor& y) override;
   torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) override;
   std::vector<Stage> recipe(const RunConfig& cfg) const override;
-  LossTerms pretrain_loss(const torch::Tensor& y) override;  // none: zero
+  LossTerms pretrain_loss(const torch::Tensor& y, const torch::Tensor& input) override;  // none: zero
   std::vector<torch::Tensor> pretrain_parameters() override { return {}; }
   torch::Tensor embed(const torch::Tensor& y) override { return encode(y).mu_x; }
   std::string init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) override;

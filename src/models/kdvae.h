@@ -31,7 +31,9 @@ class KDvae : public ClusteringModel {
   torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) override;
   std::vector<Stage> recipe(const RunConfig& cfg) const override;
   void set_stage(int64_t index) override;
-  LossTerms pretrain_loss(const torch::Tensor& x) override { return init_->pretrain_loss(x); }
+  LossTerms pretrain_loss(const torch::Tensor& x, const torch::Tensor& input) override {
+    return init_->pretrain_loss(x, input);
+  }
   std::vector<torch::Tensor> pretrain_parameters() override { return init_->pretrain_parameters(); }
   // "vade": the initialiser's VaDE after its ELBO stage (the same tensors a VaDE run trains).
   std::vector<torch::Tensor> artifact_parameters(const std::string& family) override {

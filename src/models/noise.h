@@ -38,6 +38,13 @@ class Noise {
   }
 };
 
+// Input dropout, the corruption of DEC's denoising autoencoders: each entry of x is zeroed
+// with probability p and the others are scaled by 1 / (1 - p) (inverted dropout, as Keras's
+// Dropout layer, so an entry keeps its expected value). `u` is uniform on [0,1), x's shape.
+inline torch::Tensor input_dropout(const torch::Tensor& x, const torch::Tensor& u, double p) {
+  return x * (u >= p).to(x.scalar_type()) * (1.0 / (1.0 - p));
+}
+
 // splitmix64 of a tuple of counters: independent seeds for (seed, stage, epoch, step, rank).
 inline uint64_t mix_seed(uint64_t a, uint64_t b = 0, uint64_t c = 0, uint64_t d = 0, uint64_t e = 0) {
   uint64_t h = 0x243F6A8885A308D3ULL;

@@ -124,10 +124,11 @@ std::vector<torch::Tensor> Vade::artifact_parameters(const std::string& family) 
   return {};
 }
 
-LossTerms Vade::pretrain_loss(const torch::Tensor& x) {
+LossTerms Vade::pretrain_loss(const torch::Tensor& x, const torch::Tensor& input) {
   // Deterministic autoencoder through the mean head (the stacked-AE pretraining the
-  // reference shipped only as weight files, models-math §3.3).
-  torch::Tensor rec = recon_weight_ * recon_nll(decode_logits(encode(x).first), x);
+  // reference shipped only as weight files, models-math §3.3); denoising when `input` is
+  // a corrupted x.
+  torch::Tensor rec = recon_weight_ * recon_nll(decode_logits(encode(input).first), x);
   LossTerms out;
   out.total = rec.sum();
   out.parts = {{"recon", out.total.detach()}};

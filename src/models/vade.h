@@ -18,7 +18,7 @@ class Vade : public ClusteringModel {
   torch::Tensor posterior(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) override;
   std::vector<Stage> recipe(const RunConfig& cfg) const override;
-  LossTerms pretrain_loss(const torch::Tensor& x) override;
+  LossTerms pretrain_loss(const torch::Tensor& x, const torch::Tensor& input) override;
   std::vector<torch::Tensor> pretrain_parameters() override;
   std::vector<torch::Tensor> artifact_parameters(const std::string& family) override;
   torch::Tensor embed(const torch::Tensor& x) override;

@@ -73,8 +73,8 @@ EnsembleLoss VadeEnsemble::loss(const torch::Tensor& x, const torch::Tensor& eps
   return out;
 }
 
-EnsembleLoss VadeEnsemble::pretrain_loss(const torch::Tensor& x) {
-  torch::Tensor rec = recon_weight_ * recon_nll(dec_->forward(encode(x).first), x);
+EnsembleLoss VadeEnsemble::pretrain_loss(const torch::Tensor& x, const torch::Tensor& input) {
+  torch::Tensor rec = recon_weight_ * recon_nll(dec_->forward(encode(input).first), x);
   EnsembleLoss out;
   out.per_member = rec.sum(1);
   out.parts = {{"recon", out.per_member.detach()}};

@@ -32,7 +32,7 @@ class VadeEnsemble : public torch::nn::Module {
   // x: [S, B, D] (member s trains on x[s]); eps: [S, B, J] standard normal draws.
   EnsembleLoss loss(const torch::Tensor& x, const torch::Tensor& eps);
   // The autoencoder pretraining objective through the mean head, [S].
-  EnsembleLoss pretrain_loss(const torch::Tensor& x);
+  EnsembleLoss pretrain_loss(const torch::Tensor& x, const torch::Tensor& input);
 
   // Copies between member s and an ordinary Vade of the same configuration (no autograd).
   void store_member(int64_t s, Vade& v);

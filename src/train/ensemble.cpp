@@ -200,21 +200,25 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
   }
   for (int64_t s = first_step; s < steps; ++s) {
     if (step_hook_) step_hook_();
-    std::vector<torch::Tensor> xs, eps;
+    std::vector<torch::Tensor> xs, eps, inputs;
     StepSlice first;
+    const double p = cfg_.pretrain.input_dropout;
     for (size_t m = 0; m < S; ++m) {
       StepSlice sl = plans[m].step(s);
       if (m == 0) first = sl;
       xs.push_back(data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_)));
-      if (!pre) {
-        models::Noise noise(models::mix_seed(seeds_[m], 2000 + stage_index, epoch, s, rank_tag),
-                            data_.global_mode ? sl.global_rows : sl.end - sl.begin, data_.global_mode ? sl.begin : 0,
-                            data_.global_mode ? sl.end : sl.end - sl.begin, device_);
+      // Each member draws what a separate run of its seed draws (trainer.cpp).
+      models::Noise noise(models::mix_seed(seeds_[m], 2000 + stage_index, epoch, s, rank_tag),
+                          data_.global_mode ? sl.global_rows : sl.end - sl.begin, data_.global_mode ? sl.begin : 0,
+                          data_.global_mode ? sl.end : sl.end - sl.begin, device_);
+      if (!pre)
         eps.push_back(noise.normal(cfg_.model.latent));
-      }
+      else if (p > 0)
+        inputs.push_back(models::input_dropout(xs.back(), noise.uniform(xs.back().size(1)), p));
     }
     torch::Tensor x = torch::stack(xs);
-    models::EnsembleLoss terms = pre ? ens_->pretrain_loss(x) : ens_->loss(x, torch::stack(eps));
+    models::EnsembleLoss terms =
+        pre ? ens_->pretrain_loss(x, p > 0 ? torch::stack(inputs) : x) : ens_->loss(x, torch::stack(eps));
     reducer.zero_grad();
     reducer.begin_step();
     // Every member's loss over the same global batch size, as in a separate run.

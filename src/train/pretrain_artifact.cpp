@@ -61,8 +61,10 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
     << "pretrain.epochs=" << cfg.pretrain.epochs << "\n"
     << "pretrain.batch_size=" << cfg.pretrain.batch_size << "\n"
     << "pretrain.lr=" << cfg.pretrain.lr << "\n"
-    << "pretrain.adam_eps=" << cfg.pretrain.adam_eps << "\n"
-    << "train.adam=" << cfg.train.adam << "\n"
+    << "pretrain.adam_eps=" << cfg.pretrain.adam_eps << "\n";
+  if (cfg.pretrain.input_dropout != 0)
+    t << "pretrain.input_dropout=" << cfg.pretrain.input_dropout << "\n";  // 0: as before
+  t << "train.adam=" << cfg.train.adam << "\n"
     << "train.seed=" << cfg.train.seed << "\n";
   if (cfg.train.precision != "fp32") t << "train.precision=" << cfg.train.precision << "\n";  // fp32: keys as before
   k.text = t.str();

@@ -149,12 +149,13 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
     StepSlice sl = plan.step(s);
     torch::Tensor xb = data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_));
     models::LossTerms terms;
+    uint64_t nseed = models::mix_seed(seed, 2000 + stage_index, epoch, s, data_.global_mode ? 0 : comm_.rank() + 1);
+    models::Noise noise(nseed, data_.global_mode ? sl.global_rows : sl.end - sl.begin, data_.global_mode ? sl.begin : 0,
+                        data_.global_mode ? sl.end : sl.end - sl.begin, device_);
     if (stage.kind == models::StageKind::Pretrain) {
-      terms = model_->pretrain_loss(xb);
+      const double p = cfg_.pretrain.input_dropout;  // denoising: the encoder sees a corrupted x
+      terms = model_->pretrain_loss(xb, p > 0 ? models::input_dropout(xb, noise.uniform(xb.size(1)), p) : xb);
     } else {
-      uint64_t nseed = models::mix_seed(seed, 2000 + stage_index, epoch, s, data_.global_mode ? 0 : comm_.rank() + 1);
-      models::Noise noise(nseed, data_.global_mode ? sl.global_rows : sl.end - sl.begin,
-                          data_.global_mode ? sl.begin : 0, data_.global_mode ? sl.end : sl.end - sl.begin, device_);
       terms = model_->loss(xb, noise);
     }
     reducer.zero_grad();

@@ -36,12 +36,24 @@ std::string shared_tmpdir(const std::string& name) {
 // A small VaDE at a learning rate where training is not chaotic: at the default 2e-3 this
 // model collapses clusters within an epoch, and a collapsing run amplifies float rounding
 // (batched vs separate products) to 1e-3 of the loss in a few epochs; here it stays < 1e-5.
-RunConfig small_config(const std::string& dir, const std::string& out, uint64_t seed) {
+RunConfig small_config(const std::string& dir, const std::string& out, uint64_t seed,
+                       const std::vector<std::string>& extra = {}) {
   models::register_models();
-  return RunConfig::load("", {"--data.path=" + dir + "/d.h5", "--output.dir=" + out, "--model.hidden=64,32",
-                              "--model.clusters=5", "--model.latent=4", "--pretrain.epochs=2", "--train.epochs=3",
-                              "--train.batch_size=100", "--train.lr=0.0002", "--train.lr_mixture=0.0002",
-                              "--train.threads=1", "--output.progress=false", "--train.seed=" + std::to_string(seed)});
+  std::vector<std::string> args{"--data.path=" + dir + "/d.h5",
+                                "--output.dir=" + out,
+                                "--model.hidden=64,32",
+                                "--model.clusters=5",
+                                "--model.latent=4",
+                                "--pretrain.epochs=2",
+                                "--train.epochs=3",
+                                "--train.batch_size=100",
+                                "--train.lr=0.0002",
+                                "--train.lr_mixture=0.0002",
+                                "--train.threads=1",
+                                "--output.progress=false",
+                                "--train.seed=" + std::to_string(seed)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return RunConfig::load("", args);
 }
 
 // (stage, epoch) -> loss, and the final ACC, from a run directory.
@@ -119,16 +131,16 @@ TEST(Ensemble, StackedLossAndGradientsEqualEachMembers) {
 
 // Whole runs: every member's per-epoch losses, final parameters and ACC match the
 // separate run of its seed (its own initialisation, data order, noise and mixture fit).
-TEST(Ensemble, MembersFollowTheSeparateRunsOfTheirSeeds) {
+static void members_follow_separate_runs(const std::vector<std::string>& extra) {
   const std::string dir = shared_tmpdir("ensemble");
   const std::vector<uint64_t> seeds{3, 4};
   std::vector<std::string> dirs{dir + "/ens/seed-3", dir + "/ens/seed-4"};
-  train::EnsembleTrainer ens(world(), small_config(dir, dir + "/ens", 0), seeds, dirs, dir + "/ens/state");
+  train::EnsembleTrainer ens(world(), small_config(dir, dir + "/ens", 0, extra), seeds, dirs, dir + "/ens/state");
   auto results = ens.run(false);
   ASSERT_EQ(results.size(), 2u);
   for (size_t i = 0; i < seeds.size(); ++i) {
     const std::string alone = dir + "/alone-" + std::to_string(seeds[i]);
-    train::Trainer t(world(), small_config(dir, alone, seeds[i]));
+    train::Trainer t(world(), small_config(dir, alone, seeds[i], extra));
     auto r = t.run(false);
     EXPECT_NEAR(results[i].eval.scores.acc, r.eval.scores.acc, 0.01) << "seed " << seeds[i];
     std::vector<torch::Tensor> got = ens.member_parameters(i);
@@ -150,6 +162,13 @@ TEST(Ensemble, MembersFollowTheSeparateRunsOfTheirSeeds) {
   }
   world().barrier();
   if (world().rank() == 0) fs::remove_all(dir);
+}
+
+TEST(Ensemble, MembersFollowTheSeparateRunsOfTheirSeeds) { members_follow_separate_runs({}); }
+
+// Denoising pretraining: each member draws the corruption its seed's separate run draws.
+TEST(Ensemble, MembersFollowTheSeparateRunsWithDenoisingPretraining) {
+  members_follow_separate_runs({"--pretrain.input_dropout=0.2"});
 }
 
 // A stop inside an epoch (as SIGTERM does) and at an epoch boundary, then --resume: the

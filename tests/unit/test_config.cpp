@@ -61,6 +61,10 @@ TEST(Config, BadValuesAreUsageErrors) {
   EXPECT_NE(error_of("[train]\nlr = abc\n").find("train.lr"), std::string::npos);
   EXPECT_NE(error_of("", {"--train.epochs=-1"}).find("train.epochs must be >= 0"), std::string::npos);
   EXPECT_NE(error_of("", {"--model.clusters=1"}).find("model.clusters must be >= 2"), std::string::npos);
+  EXPECT_NE(error_of("", {"--pretrain.input_dropout=1"}).find("pretrain.input_dropout must be in [0, 1)"),
+            std::string::npos);
+  EXPECT_NE(error_of("", {"--pretrain.input_dropout=-0.1"}).find("pretrain.input_dropout must be in [0, 1)"),
+            std::string::npos);
   EXPECT_NE(error_of("", {"--data.shuffle=random"}).find("data.shuffle"), std::string::npos);
   EXPECT_NE(error_of("", {"--train.precision=fp16"}).find("train.precision must be 'fp32' or 'bf16'"),
             std::string::npos);
