@@ -207,14 +207,14 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
       StepSlice sl = plans[m].step(s);
       if (m == 0) first = sl;
       xs.push_back(data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_)));
-      // Each member draws what a separate run of its seed draws (trainer.cpp).
-      models::Noise noise(models::mix_seed(seeds_[m], 2000 + stage_index, epoch, s, rank_tag),
-                          data_.global_mode ? sl.global_rows : sl.end - sl.begin, data_.global_mode ? sl.begin : 0,
-                          data_.global_mode ? sl.end : sl.end - sl.begin, device_);
-      if (!pre)
-        eps.push_back(noise.normal(cfg_.model.latent));
-      else if (p > 0)
+      // Each member draws what a separate run of its seed draws.
+      if (!pre) {
+        eps.push_back(
+            step_noise(seeds_[m], stage_index, epoch, s, sl, data_, comm_.rank(), device_).normal(cfg_.model.latent));
+      } else if (p > 0) {
+        models::Noise noise = step_noise(seeds_[m], stage_index, epoch, s, sl, data_, comm_.rank(), device_);
         inputs.push_back(models::input_dropout(xs.back(), noise.uniform(xs.back().size(1)), p));
+      }
     }
     torch::Tensor x = torch::stack(xs);
     models::EnsembleLoss terms =

@@ -65,6 +65,13 @@ int configure_cpu(const RunConfig& cfg) {
   return threads;
 }
 
+models::Noise step_noise(uint64_t seed, int64_t stage_index, int64_t epoch, int64_t step, const StepSlice& sl,
+                         const TrainData& data, int rank, torch::Device device) {
+  const uint64_t nseed = models::mix_seed(seed, 2000 + stage_index, epoch, step, data.global_mode ? 0 : rank + 1);
+  if (data.global_mode) return models::Noise(nseed, sl.global_rows, sl.begin, sl.end, device);
+  return models::Noise(nseed, sl.end - sl.begin, 0, sl.end - sl.begin, device);
+}
+
 double decayed_lr(const RunConfig& cfg, double base, int64_t epoch) {
   // lr_e = max(floor, lr0 * decay^floor(e / every)), e counted from 0: the step decay of
   // the VaDE paper (x0.9 every 10 epochs) with the reference's floor.
@@ -149,13 +156,14 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
     StepSlice sl = plan.step(s);
     torch::Tensor xb = data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_));
     models::LossTerms terms;
-    uint64_t nseed = models::mix_seed(seed, 2000 + stage_index, epoch, s, data_.global_mode ? 0 : comm_.rank() + 1);
-    models::Noise noise(nseed, data_.global_mode ? sl.global_rows : sl.end - sl.begin, data_.global_mode ? sl.begin : 0,
-                        data_.global_mode ? sl.end : sl.end - sl.begin, device_);
     if (stage.kind == models::StageKind::Pretrain) {
-      const double p = cfg_.pretrain.input_dropout;  // denoising: the encoder sees a corrupted x
-      terms = model_->pretrain_loss(xb, p > 0 ? models::input_dropout(xb, noise.uniform(xb.size(1)), p) : xb);
+      torch::Tensor input = xb;
+      if (const double p = cfg_.pretrain.input_dropout; p > 0)  // denoising: the encoder sees a corrupted x
+        input = models::input_dropout(
+            xb, step_noise(seed, stage_index, epoch, s, sl, data_, comm_.rank(), device_).uniform(xb.size(1)), p);
+      terms = model_->pretrain_loss(xb, input);
     } else {
+      models::Noise noise = step_noise(seed, stage_index, epoch, s, sl, data_, comm_.rank(), device_);
       terms = model_->loss(xb, noise);
     }
     reducer.zero_grad();

@@ -15,6 +15,7 @@
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "models/clustering_model.h"
+#include "models/noise.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/pretrain_artifact.h"
@@ -37,6 +38,12 @@ bool use_bernoulli(const RunConfig& cfg, bool unit_interval);
 int configure_cpu(const RunConfig& cfg);
 // [train]'s step decay: max(lr_floor, base * lr_decay^floor(epoch / lr_decay_every)).
 double decayed_lr(const RunConfig& cfg, double base, int64_t epoch);
+// The noise of step `step` of a run with `seed` (models/noise.h): the generator is seeded
+// from (seed, stage, epoch, step[, rank]); in global mode it draws for the whole global
+// batch and this rank keeps its rows, in shard mode for this rank's rows. A batched
+// ensemble member calls it with its own seed, so it draws what its separate run draws.
+models::Noise step_noise(uint64_t seed, int64_t stage_index, int64_t epoch, int64_t step, const StepSlice& sl,
+                         const TrainData& data, int rank, torch::Device device);
 // Keeps the lines of DIR/metrics.jsonl up to (stage_index, epoch), so that epochs replayed
 // after a resume or rollback appear once.
 void keep_metrics_lines(const std::string& dir, int64_t stage_index, int64_t epoch);
