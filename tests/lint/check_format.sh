@@ -17,10 +17,14 @@ else  # an exported tree without .git
   mapfile -t files < <(find src tests -name '*.cpp' -o -name '*.h' | sort)
 fi
 [ "${#files[@]}" -gt 0 ] || { echo "check_format: no C++ files under $repo"; exit 1; }
-bad=()
-for f in "${files[@]}"; do
-  "$cf" --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("$f")
-done
+# One clang-format for all files; it reports each difference as "FILE:LINE:COL: error: ...".
+out=$("$cf" --dry-run -Werror "${files[@]}" 2>&1)
+status=$?
+mapfile -t bad < <(sed -n 's/^\(.*\):[0-9]*:[0-9]*: error: .*/\1/p' <<<"$out" | sort -u)
+if [ "$status" -ne 0 ] && [ "${#bad[@]}" -eq 0 ]; then  # failed for another reason (a bad .clang-format)
+  echo "check_format: $cf failed: $(head -n 1 <<<"$out")"
+  exit 1
+fi
 if [ "${#bad[@]}" -gt 0 ]; then
   echo "check_format: ${#bad[@]} of ${#files[@]} files differ from .clang-format (clang-format -i FILE):"
   printf '  %s\n' "${bad[@]}"
