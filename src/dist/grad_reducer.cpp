@@ -163,9 +163,13 @@ GradReducer::~GradReducer() {
 }
 
 void GradReducer::zero_grad() {
+  // One multi-tensor operation (a kernel launch per group of tensors on a GPU, where a
+  // step is bound by launches; the same zero_ per tensor on the CPU).
   torch::NoGradGuard ng;
+  std::vector<torch::Tensor> grads;
   for (auto& p : params_)
-    if (p.grad().defined()) p.mutable_grad().zero_();
+    if (p.grad().defined()) grads.push_back(p.mutable_grad());
+  if (!grads.empty()) torch::_foreach_zero_(grads);
 }
 
 bool GradReducer::in_bucket(const torch::Tensor& p, const torch::Tensor& slot) {

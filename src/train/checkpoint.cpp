@@ -14,6 +14,7 @@
 #include "core/files.h"
 #include "core/sha256.h"
 #include "data/h5.h"
+#include "train/fused_adam.h"
 
 namespace mixvae::train {
 namespace h5 = mixvae::data::h5;
@@ -41,21 +42,6 @@ std::string fmt_double(double v) {
   return buf;
 }
 
-// The key of a parameter in the optimiser's state map: its TensorImpl address as text in
-// LibTorch 1.x, the address itself in 2.x. Both spellings compile; the map decides.
-using StateMap = std::decay_t<decltype(std::declval<torch::optim::Adam&>().state())>;
-template <class Key>
-Key state_key_as(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream os;  // what c10::guts::to_string(void*) wrote
-    os << p.unsafeGetTensorImpl();
-    return os.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
-StateMap::key_type state_key(const torch::Tensor& p) { return state_key_as<StateMap::key_type>(p); }
-
 // Digest of a tensor: its name, then its bytes.
 void add_tensor(Sha256& sha, const std::string& name, const torch::Tensor& t) {
   sha.add(name);
@@ -76,7 +62,7 @@ std::map<std::string, torch::Tensor> tensors_of(torch::nn::Module& model, torch:
     auto& state = opt->state();
     for (const auto& group : opt->param_groups()) {
       for (const auto& p : group.params()) {
-        auto it = state.find(state_key(p));
+        auto it = state.find(adam_state_key(p));
         if (it == state.end()) continue;
         auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
         const std::string base = "optim/" + names.at(p.unsafeGetTensorImpl());
@@ -313,7 +299,7 @@ CheckpointMeta load_checkpoint(const std::string& path, torch::nn::Module& model
         st->step(loaded.at(base + "/step").item<int64_t>());
         st->exp_avg(ea->second.to(p.device()).clone());  // saved from any device, restored to this one
         st->exp_avg_sq(loaded.at(base + "/exp_avg_sq").to(p.device()).clone());
-        state[state_key(p)] = std::move(st);
+        state[adam_state_key(p)] = std::move(st);
       }
     }
   }
