@@ -191,10 +191,12 @@ torch::Tensor Gmvae::posterior(const torch::Tensor& y) {
 
 torch::Tensor Gmvae::sample(int64_t cluster, int64_t n, torch::Generator& gen) {
   // Ancestral sampling (§1.2): w ~ N(0, I), x ~ p(x | z = cluster, w), decoder mean of p(y | x).
-  torch::Tensor w = torch::randn({n, dw_}, gen);
+  // Drawn on the CPU, then moved: the same samples on any device.
+  const torch::Device device = parameters().front().device();
+  torch::Tensor w = torch::randn({n, dw_}, gen).to(device);
   auto [mu_k, lv_k] = prior(w);
   torch::Tensor mu = mu_k.select(1, cluster), lv = lv_k.select(1, cluster);
-  torch::Tensor x = mu + torch::exp(0.5 * lv) * torch::randn({n, dx_}, gen);
+  torch::Tensor x = mu + torch::exp(0.5 * lv) * torch::randn({n, dx_}, gen).to(device);
   torch::Tensor out = decode(x);
   return bernoulli_ ? torch::sigmoid(out) : out;
 }

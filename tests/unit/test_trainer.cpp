@@ -120,11 +120,12 @@ TEST_F(TrainerTest, Bf16PrecisionTrainsLikeFp32) {
       if (bf16) continue;
       // The fp32-trained model's objective on one batch, both ways.
       torch::manual_seed(5);
-      torch::Tensor x = torch::rand({100, 20});
+      const torch::Device device = t.model().parameters().front().device();  // a GPU in a CUDA build
+      torch::Tensor x = torch::rand({100, 20}).to(device);
       double loss[2];
       for (int low = 0; low < 2; ++low) {
         models::set_matmul_dtype(low ? torch::kBFloat16 : torch::kFloat32);
-        models::Noise noise(7, 100, 0, 100);
+        models::Noise noise(7, 100, 0, 100, device);
         torch::NoGradGuard ng;
         loss[low] = t.model().loss(x, noise).total.item<double>();
       }
