@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The GPU session's checks in one command, for the lent GPU machine (docs/gpu.md): build
+# against the machine's CUDA LibTorch (tests/gpu/device_build.sh), the whole CTest suite in
+# that build, then the GPU measurements, most important first, each started only if the
+# time left allows it. Everything is written under $OUT as it goes, so a run cut short
+# still returns what it did.
+#
+#   tests/gpu/device_check.sh [SECONDS]     (the time it may take; default 580)
+#
+# Needs, in ignored folders of the checkout: .devdeps/ (tests/gpu/fetch_debs.sh) and
+# .devdata/mnist/ (the four MNIST .gz files).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/mixvae-gpu-out}
+mkdir -p "$OUT"
+t0=$(date +%s)
+deadline=$((t0 + ${1:-580}))
+left() { echo $((deadline - $(date +%s))); }
+log() { echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$OUT/summary.log"; }
+W=/tmp/mixvae-gpu # scratch: runs, the dependency prefix
+mkdir -p "$W/runs"
+B=build-gpu
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader >>"$OUT/summary.log" 2>&1
+log "cores $(nproc), $(free -g | awk '/Mem:/{print $2}') GiB"
+
+log "build"
+if ! timeout $(($(left) - 60)) bash tests/gpu/device_build.sh .devdeps "$W/dep" "$B" >"$OUT/build.log" 2>&1; then
+  log "build FAILED"
+  grep -E "error|FAILED:" "$OUT/build.log" | head -30 | tee -a "$OUT/summary.log"
+  [ -x $B/mixvae ] || exit 1 # the CLI built: go on with what did
+fi
+grep -E "^device_build|mixvae: LibTorch" "$OUT/build.log" | tee -a "$OUT/summary.log"
+log "built"
+# shellcheck disable=SC1091
+source "$W/dep/env.sh"
+ldd $B/mixvae | grep -E "not found|libmpi|hdf5|torch_cuda|nccl|cudart" | tee -a "$OUT/summary.log"
+mix=$B/mixvae
+mkdir -p data
+[ -f data/mnist.h5 ] || $mix prepare --dataset mnist --raw .devdata/mnist --out data/mnist.h5 >"$OUT/prepare.log" 2>&1
+log "data: $(ls -la data/mnist.h5 2>&1)"
+
+# ---- the test suite in the CUDA build -------------------------------------------------
+log "ctest"
+ct=$(($(left) - 250))
+((ct < 90)) && ct=90
+(cd $B && timeout $ct ctest -j"$(nproc)" --timeout 200 --output-on-failure >"$OUT/ctest.log" 2>&1)
+log "ctest rc=$?: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log")"
+pkill -9 -f "$B/" 2>/dev/null # what a cut-short ctest left running
+pkill -9 orterun 2>/dev/null
+grep -E "^\s*[0-9]+ - |Failed|SEGFAULT|Not Run" "$OUT/ctest.log" | tail -40 | tee -a "$OUT/summary.log"
+grep -E "NCCL|Nccl" "$OUT/ctest.log" | grep -E "Passed|Failed|Skipped|skipped" | head -12 | tee -a "$OUT/summary.log"
+# A crashed unit test: its stack, for the next session (cuda-gdb also debugs host code).
+crashed=$(grep -oE "[0-9]+ - [A-Za-z0-9_./]+ \(SEGFAULT\)" "$OUT/ctest.log" | head -1 | awk '{print $3}')
+if [ -n "$crashed" ] && command -v cuda-gdb >/dev/null; then
+  log "backtrace of $crashed"
+  timeout 60 cuda-gdb -batch -ex run -ex bt --args $B/tests/mixvae_unit_tests --gtest_filter="$crashed" \
+    >"$OUT/backtrace.log" 2>&1
+fi
+
+# ---- measurements -------------------------------------------------------------------
+# run NAME SECONDS_NEEDED args...: a mixvae train into $W/runs/NAME, alone on the GPU.
+run() {
+  local name=$1 need=$2
+  shift 2
+  if (($(left) < need)); then
+    log "skip $name (needs $need s, $(left) s left)"
+    return 1
+  fi
+  local s=$(date +%s)
+  timeout $(($(left) - 5)) $mix train --output.progress=false --output.dir="$W/runs/$name" "$@" >"$W/runs/$name.log" 2>&1
+  local rc=$?
+  log "$name rc=$rc in $(($(date +%s) - s)) s: $(grep -E 'ACC' "$W/runs/$name.log" | tail -1)"
+  return $rc
+}
+stage_times() { # median seconds per stage of a run directory
+  python3 - "$1/metrics.jsonl" <<'PY'
+import json, statistics, sys
+by = {}
+for l in open(sys.argv[1]):
+    j = json.loads(l)
+    if "seconds" in j and "stage" in j: by.setdefault(j["stage"], []).append(j["seconds"])
+print("  ".join(f"{k}: {statistics.median(v):.3f} s/epoch (x{len(v)})" for k, v in by.items()))
+PY
+}
+
+# 1. Epoch times of the full MNIST recipes (the full runs do not fit one session's device
+#    time): VaDE's pretraining and VaDE epochs; k-DVAE's warm-up and Eq. 6 epochs.
+#    The VaDE run twice: the default optimiser (FusedAdam, _foreach_ operations on a GPU)
+#    and torch::optim::Adam (one launch per operation and parameter).
+for adam in fused torch; do
+  if run "vade-full-$adam" 50 --config configs/experiments/mnist-vade.ini --pretrain.epochs=2 --train.epochs=4 \
+    --train.adam=$adam; then
+    log "vade-full-$adam: $(stage_times "$W/runs/vade-full-$adam")"
+  fi
+done
+if run kdvae-full 90 --config configs/experiments/mnist-kdvae.ini --pretrain.epochs=1 --train.epochs=1 \
+  --kdvae.warmup_epochs=2 --kdvae.epochs=4; then
+  log "kdvae-full: $(stage_times "$W/runs/kdvae-full")"
+fi
+
+# 2. Seed ensembles on the GPU (#8): S = 4 seeds of the quick VaDE profile, 1 pretraining
+#    epoch + 3 VaDE epochs, as one ensemble, as 4 runs one after another, as 4 processes.
+S=4
+ens=(--config configs/experiments/mnist-vade-quick.ini --pretrain.epochs=1 --train.epochs=3 --train.eval_every=0
+  --checkpoint.every=0)
+if (($(left) > 150)); then
+  run ens-batched 60 "${ens[@]}" --seeds 0-$((S - 1))
+  s0=$(date +%s)
+  for ((s = 0; s < S; s++)); do run "ens-seq-$s" 30 "${ens[@]}" --train.seed=$s; done
+  log "sequential: $(($(date +%s) - s0)) s wall"
+  s0=$(date +%s)
+  for ((s = 0; s < S; s++)); do
+    timeout $(($(left) - 5)) $mix train "${ens[@]}" --train.seed=$s --output.progress=false --output.dir="$W/runs/ens-par-$s" \
+      >"$W/runs/ens-par-$s.log" 2>&1 &
+  done
+  sleep 20
+  nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader >>"$OUT/summary.log" 2>&1
+  wait
+  log "parallel: $(($(date +%s) - s0)) s wall"
+  for d in ens-batched/seed-0 ens-seq-0 ens-seq-1 ens-seq-2 ens-seq-3 ens-par-0 ens-par-1 ens-par-2 ens-par-3; do
+    [ -f "$W/runs/$d/metrics.jsonl" ] && log "$d: $(stage_times "$W/runs/$d")"
+  done
+fi
+
+# 3. bf16 against fp32 on the GPU (#8): the quick VaDE profile, seed 0, both side by side.
+if (($(left) > 170)); then
+  s0=$(date +%s)
+  for p in fp32 bf16; do
+    timeout $(($(left) - 5)) $mix train --config configs/experiments/mnist-vade-quick.ini --train.precision=$p --output.progress=false \
+      --output.dir="$W/runs/quick-$p" >"$W/runs/quick-$p.log" 2>&1 &
+  done
+  wait
+  for p in fp32 bf16; do
+    log "quick-$p: $(grep -E 'ACC' "$W/runs/quick-$p.log" | tail -1) | $(stage_times "$W/runs/quick-$p")"
+  done
+  log "fp32 and bf16 side by side: $(($(date +%s) - s0)) s wall"
+fi
+
+log "done, $(left) s left"
+(cd "$W/runs" && tar czf "$OUT/runs.tgz" --exclude='*.h5' --exclude='*.png' .) 2>/dev/null
