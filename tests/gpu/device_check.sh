@@ -56,6 +56,12 @@ if [ -n "$crashed" ] && command -v cuda-gdb >/dev/null; then
   log "backtrace of $crashed"
   timeout 60 cuda-gdb -batch -ex run -ex bt --args $B/tests/mixvae_unit_tests --gtest_filter="$crashed" \
     >"$OUT/backtrace.log" 2>&1
+  # If the crash is LibTorch's std::filesystem again (docs/gpu.md), libstdc++ preloaded
+  # shows what else fails.
+  log "unit tests with libstdc++ preloaded"
+  (cd $B/tests && LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6) timeout 120 ./mixvae_unit_tests \
+    >"$OUT/unit-preloaded.log" 2>&1)
+  grep -E "^\[  (PASSED|FAILED) |FAILED  \]" "$OUT/unit-preloaded.log" | tail -12 | tee -a "$OUT/summary.log"
 fi
 
 # ---- measurements -------------------------------------------------------------------
