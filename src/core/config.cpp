@@ -55,8 +55,9 @@ void visit(RunConfig& c, V& v) {
   v("train", "lr_floor", c.train.lr_floor, "the decayed learning rate never goes below this");
   v("train", "adam_eps", c.train.adam_eps, "Adam epsilon (Keras' 1e-4 in VaDE's code)");
   v("train", "adam", c.train.adam,
-    "Adam implementation of every stage: fused (one pass over memory per parameter on CPU; GPU tensors use "
-    "LibTorch's) | torch (LibTorch's torch::optim::Adam). Same algorithm; results differ by float rounding");
+    "Adam implementation of every stage: fused (one pass over memory per parameter on CPU; on a GPU one "
+    "multi-tensor operation per parameter group) | torch (LibTorch's torch::optim::Adam). Same algorithm; "
+    "results differ by float rounding");
   v("train", "precision", c.train.precision,
     "matrix products of the networks' hidden stacks: fp32 | bf16 (inputs and weights cast to bfloat16 for each "
     "product, fp32 master weights, optimiser, loss and mixture math; pays on GPUs and CPUs with AVX512-BF16/AMX, "

@@ -45,7 +45,7 @@ struct TrainConfig {
   int64_t lr_decay_every = 10;
   double lr_floor = 0.0002;
   double adam_eps = 1e-4;
-  std::string adam = "fused";      // fused (one-pass update on CPU) | torch (torch::optim::Adam), every stage
+  std::string adam = "fused";      // fused (one-pass update on CPU, _foreach_ on GPU) | torch, every stage
   std::string precision = "fp32";  // fp32 | bf16: the networks' matrix products (master weights stay fp32)
   uint64_t seed = 0;
   int64_t eval_every = 1;
