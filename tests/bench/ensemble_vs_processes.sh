@@ -37,7 +37,7 @@ for ((r = 0; r < ROUNDS; r++)); do
   for ((s = 0; s < S; s++)); do
     d="$out/seq-$r-$s"
     "$mixvae" train "${common[@]}" "--train.threads=$C" "--train.seed=$s" "--output.dir=$d" >/dev/null
-    total="$(echo "$total + $(epoch_secs "$d" | median)" | bc -l)"
+    total="$(awk -v a="$total" -v b="$(epoch_secs "$d" | median)" 'BEGIN { print a + b }')"
   done
   seq+=("$total")
 
@@ -50,7 +50,7 @@ for ((r = 0; r < ROUNDS; r++)); do
   worst=0
   for ((s = 0; s < S; s++)); do
     m="$(epoch_secs "$out/par-$r-$s" | median)"
-    worst="$(echo "if ($m > $worst) $m else $worst" | bc -l)"
+    worst="$(awk -v a="$m" -v b="$worst" 'BEGIN { print (a > b) ? a : b }')"
   done
   par+=("$worst")
   echo "round $((r + 1)): ensemble ${ens[-1]} s, sequential ${seq[-1]} s, parallel ${par[-1]} s (one epoch of $S seeds)"
@@ -61,4 +61,4 @@ mp="$(printf '%s\n' "${par[@]}" | median)"
 printf 'S=%s seeds, %s cores: ensemble %.2f s, sequential %.2f s, parallel (%s threads each) %.2f s per epoch of all seeds\n' \
   "$S" "$C" "$me" "$ms" "$per" "$mp"
 printf 'ensemble throughput: %.3fx sequential, %.3fx parallel processes\n' \
-  "$(echo "$ms / $me" | bc -l)" "$(echo "$mp / $me" | bc -l)"
+  "$(awk -v a="$ms" -v b="$me" 'BEGIN { print a / b }')" "$(awk -v a="$mp" -v b="$me" 'BEGIN { print a / b }')"

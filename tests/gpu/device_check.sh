@@ -90,44 +90,34 @@ print("  ".join(f"{k}: {statistics.median(v):.3f} s/epoch (x{len(v)})" for k, v 
 PY
 }
 
-# 1. Epoch times of the full MNIST recipes (the full runs do not fit one session's device
-#    time): VaDE's pretraining and VaDE epochs; k-DVAE's warm-up and Eq. 6 epochs.
-#    The VaDE run twice: the default optimiser (FusedAdam, _foreach_ operations on a GPU)
-#    and torch::optim::Adam (one launch per operation and parameter).
-for adam in fused torch; do
-  if run "vade-full-$adam" 50 --config configs/experiments/mnist-vade.ini --pretrain.epochs=2 --train.epochs=4 \
-    --train.adam=$adam; then
-    log "vade-full-$adam: $(stage_times "$W/runs/vade-full-$adam")"
+# bench NAME SECONDS_NEEDED script args...: one of tests/bench/ on this build, its output logged.
+bench() {
+  local name=$1 need=$2
+  shift 2
+  if (($(left) < need)); then
+    log "skip $name (needs $need s, $(left) s left)"
+    return 1
   fi
-done
+  MIXVAE_BUILD_DIR=$B timeout $(($(left) - 5)) bash "$@" >"$W/runs/$name.log" 2>&1
+  log "$name rc=$?: $(tail -3 "$W/runs/$name.log" | tr '\n' ' ')"
+}
+
+# 1. Epoch times of the full MNIST recipes (the full runs do not fit one session's device
+#    time): VaDE's pretraining and VaDE epochs; k-DVAE's warm-up and Eq. 6 epochs. Then the
+#    optimiser, interleaved: torch::optim::Adam (A) against FusedAdam (B, _foreach_ on a GPU).
+if run vade-full 50 --config configs/experiments/mnist-vade.ini --pretrain.epochs=2 --train.epochs=4; then
+  log "vade-full: $(stage_times "$W/runs/vade-full")"
+fi
 if run kdvae-full 90 --config configs/experiments/mnist-kdvae.ini --pretrain.epochs=1 --train.epochs=1 \
   --kdvae.warmup_epochs=2 --kdvae.epochs=4; then
   log "kdvae-full: $(stage_times "$W/runs/kdvae-full")"
 fi
+CONFIG=configs/experiments/mnist-vade.ini A_FLAGS=--train.adam=torch \
+  bench adam-ab 80 tests/bench/ab_epoch.sh $mix $mix 2 1 2
 
-# 2. Seed ensembles on the GPU (#8): S = 4 seeds of the quick VaDE profile, 1 pretraining
-#    epoch + 3 VaDE epochs, as one ensemble, as 4 runs one after another, as 4 processes.
-S=4
-ens=(--config configs/experiments/mnist-vade-quick.ini --pretrain.epochs=1 --train.epochs=3 --train.eval_every=0
-  --checkpoint.every=0)
-if (($(left) > 150)); then
-  run ens-batched 60 "${ens[@]}" --seeds 0-$((S - 1))
-  s0=$(date +%s)
-  for ((s = 0; s < S; s++)); do run "ens-seq-$s" 30 "${ens[@]}" --train.seed=$s; done
-  log "sequential: $(($(date +%s) - s0)) s wall"
-  s0=$(date +%s)
-  for ((s = 0; s < S; s++)); do
-    timeout $(($(left) - 5)) $mix train "${ens[@]}" --train.seed=$s --output.progress=false --output.dir="$W/runs/ens-par-$s" \
-      >"$W/runs/ens-par-$s.log" 2>&1 &
-  done
-  sleep 20
-  nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader >>"$OUT/summary.log" 2>&1
-  wait
-  log "parallel: $(($(date +%s) - s0)) s wall"
-  for d in ens-batched/seed-0 ens-seq-0 ens-seq-1 ens-seq-2 ens-seq-3 ens-par-0 ens-par-1 ens-par-2 ens-par-3; do
-    [ -f "$W/runs/$d/metrics.jsonl" ] && log "$d: $(stage_times "$W/runs/$d")"
-  done
-fi
+# 2. Seed ensembles on the GPU (#8): 4 seeds of the quick VaDE profile, 1 pretraining + 3
+#    VaDE epochs, as one ensemble, one after another, and as 4 processes at once.
+bench ensembles 150 tests/bench/ensemble_vs_processes.sh 4 3 1
 
 # 3. bf16 against fp32 on the GPU (#8): the quick VaDE profile, seed 0, both side by side.
 if (($(left) > 170)); then
