@@ -137,7 +137,7 @@ torch::Tensor GamMMVae::posterior(const torch::Tensor& x) {
 torch::Tensor GamMMVae::sample(int64_t cluster, int64_t n, torch::Generator& gen) {
   // Drawn on the CPU with the CPU generator (a CUDA _standard_gamma refuses it), then
   // moved: the same samples on any device, like every other draw.
-  torch::Tensor a = shapes()[cluster].unsqueeze(0).expand({n, j_}).to(torch::kCPU).contiguous();
+  torch::Tensor a = shapes()[cluster].to(torch::kCPU).unsqueeze(0).expand({n, j_}).contiguous();
   torch::Tensor z = at::_standard_gamma(a, gen).to(pi_logits.device()) / rates()[cluster].unsqueeze(0);
   torch::Tensor out = decode_logits(z);
   return bernoulli_ ? torch::sigmoid(out) : out;
