@@ -10,7 +10,7 @@
 # Needs, in ignored folders of the checkout: .devdeps/ (tests/gpu/fetch_debs.sh) and
 # .devdata/mnist/ (the four MNIST .gz files).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-/tmp/mixvae-gpu-out}
 mkdir -p "$OUT"
 t0=$(date +%s)
@@ -65,15 +65,20 @@ if [ -n "$crashed" ] && command -v cuda-gdb >/dev/null; then
 fi
 
 # ---- measurements -------------------------------------------------------------------
+# time_for NAME SECONDS_NEEDED: true when that much time is left, else logs the skip.
+time_for() {
+  (($(left) >= $2)) && return 0
+  log "skip $1 (needs $2 s, $(left) s left)"
+  return 1
+}
+
 # run NAME SECONDS_NEEDED args...: a mixvae train into $W/runs/NAME, alone on the GPU.
 run() {
-  local name=$1 need=$2
+  local name=$1
+  time_for "$name" "$2" || return 1
   shift 2
-  if (($(left) < need)); then
-    log "skip $name (needs $need s, $(left) s left)"
-    return 1
-  fi
-  local s=$(date +%s)
+  local s
+  s=$(date +%s)
   timeout $(($(left) - 5)) $mix train --output.progress=false --output.dir="$W/runs/$name" "$@" >"$W/runs/$name.log" 2>&1
   local rc=$?
   log "$name rc=$rc in $(($(date +%s) - s)) s: $(grep -E 'ACC' "$W/runs/$name.log" | tail -1)"
@@ -92,12 +97,9 @@ PY
 
 # bench NAME SECONDS_NEEDED script args...: one of tests/bench/ on this build, its output logged.
 bench() {
-  local name=$1 need=$2
+  local name=$1
+  time_for "$name" "$2" || return 1
   shift 2
-  if (($(left) < need)); then
-    log "skip $name (needs $need s, $(left) s left)"
-    return 1
-  fi
   MIXVAE_BUILD_DIR=$B timeout $(($(left) - 5)) bash "$@" >"$W/runs/$name.log" 2>&1
   log "$name rc=$?: $(tail -3 "$W/runs/$name.log" | tr '\n' ' ')"
 }
@@ -120,7 +122,7 @@ CONFIG=configs/experiments/mnist-vade.ini A_FLAGS=--train.adam=torch \
 bench ensembles 150 tests/bench/ensemble_vs_processes.sh 4 3 1
 
 # 3. bf16 against fp32 on the GPU (#8): the quick VaDE profile, seed 0, both side by side.
-if (($(left) > 170)); then
+if time_for quick-fp32-bf16 170; then
   s0=$(date +%s)
   for p in fp32 bf16; do
     timeout $(($(left) - 5)) $mix train --config configs/experiments/mnist-vade-quick.ini --train.precision=$p --output.progress=false \
