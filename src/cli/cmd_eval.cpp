@@ -11,37 +11,13 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "data/h5.h"
+#include "dist/tensor_ops.h"
 #include "models/mlp.h"
 #include "train/trainer.h"
 
 namespace mixvae::cli {
 namespace {
 namespace h5 = mixvae::data::h5;
-
-// Every rank's [n_r, w] rows, in rank order (= file order: each rank evaluates its shard),
-// assembled on rank 0; the other ranks get an undefined tensor. A rank without rows may
-// pass any width.
-template <class T>
-torch::Tensor gather_rows(dist::Communicator& comm, const torch::Tensor& local) {
-  const int64_t n = local.size(0);
-  const int64_t w = comm.all_reduce_value<int64_t>(n > 0 ? local.size(1) : 0, dist::ReduceOp::Max);
-  const std::vector<int64_t> counts = comm.all_gather_value<int64_t>(n);
-  const int64_t most = *std::max_element(counts.begin(), counts.end());
-  std::vector<T> send(static_cast<size_t>(most * w), T(0));
-  if (n > 0 && w > 0) std::memcpy(send.data(), local.contiguous().data_ptr<T>(), sizeof(T) * size_t(n * w));
-  std::vector<T> recv(send.size() * size_t(comm.size()));
-  if (!send.empty()) comm.all_gather(send.data(), recv.data(), send.size(), dist::dtype_of<T>());
-  if (comm.rank() != 0) return {};
-  int64_t total = 0;
-  for (int64_t c : counts) total += c;
-  torch::Tensor out = torch::empty({total, w}, torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
-  T* dst = out.data_ptr<T>();
-  for (size_t r = 0; r < counts.size(); ++r) {
-    std::memcpy(dst, recv.data() + r * send.size(), sizeof(T) * size_t(counts[r] * w));
-    dst += counts[r] * w;
-  }
-  return out;
-}
 
 // The --assignments format by its extension: "csv", "h5" or "" (neither).
 std::string assignments_format(const std::string& path) {
@@ -144,13 +120,13 @@ int cmd_eval(dist::Communicator& comm, const Args& args) {
   train::RowResults rows;
   train::EvalResult r = train::evaluate(comm, *model, data, 0, want_rows ? &rows : nullptr);
   if (want_rows) {
-    torch::Tensor cluster = gather_rows<int64_t>(comm, rows.cluster.view({-1, 1}));
-    torch::Tensor posterior = gather_rows<float>(comm, rows.posterior);
-    torch::Tensor embedding = gather_rows<float>(comm, rows.embedding);
+    torch::Tensor cluster = dist::gather_rows<int64_t>(comm, rows.cluster.view({-1, 1}));
+    torch::Tensor posterior = dist::gather_rows<float>(comm, rows.posterior);
+    torch::Tensor embedding = dist::gather_rows<float>(comm, rows.embedding);
     torch::Tensor labels;
     if (r.has_labels)
-      labels =
-          gather_rows<int64_t>(comm, data.y.slice(0, data.eval_begin, data.eval_end).reshape({-1, 1}).contiguous());
+      labels = dist::gather_rows<int64_t>(
+          comm, data.y.slice(0, data.eval_begin, data.eval_end).reshape({-1, 1}).contiguous());
     dist::agree(comm, [&] {
       if (comm.rank() != 0) return;
       write_assignments(f.get("assignments"), cluster.view({-1}), posterior, embedding,

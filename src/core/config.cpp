@@ -40,12 +40,20 @@ void visit(RunConfig& c, V& v) {
     "auto (bernoulli for data in [0,1], else gaussian) | bernoulli | gaussian");
   v("model", "recon_weight", c.model.recon_weight, "weight of the reconstruction term");
   v("model", "logvar_clamp", c.model.logvar_clamp, "bound on |log variance| (encoder and mixture)");
-  v("model", "init", c.model.init, "mixture initialisation on the pretrained latent means: gmm | kmeans");
+  v("model", "init", c.model.init,
+    "mixture initialisation on the pretrained latent means: gmm | kmeans | umap (a GMM fitted in a UMAP "
+    "embedding of the means, its clusters' moments taken as the mixture; docs/models.md)");
   v("model", "init_iters", c.model.init_iters, "EM / Lloyd iterations of the initialisation");
   v("model", "init_restarts", c.model.init_restarts, "k-means++ restarts (best objective kept)");
   v("model", "init_fits", c.model.init_fits,
     "init = gmm: independent GMM fits, each from its own k-means++ start; the highest likelihood is kept "
-    "(scikit-learn's n_init)");
+    "(scikit-learn's n_init); with init = umap, the fits in the embedding");
+  v("model", "umap_neighbors", c.model.umap_neighbors,
+    "init = umap: neighbours per point in the graph, the point itself counted (UMAP's n_neighbors)");
+  v("model", "umap_epochs", c.model.umap_epochs, "init = umap: layout epochs (0: 200 above 10,000 rows, else 500)");
+  v("model", "umap_init", c.model.umap_init,
+    "init = umap: where the layout starts: pca (the codes' principal components) | spectral (UMAP's default, the "
+    "graph's leading eigenvectors)");
   v("train", "epochs", c.train.epochs, "epochs of the main objective");
   v("train", "batch_size", c.train.batch_size, "global batch size (each rank takes its share)");
   v("train", "lr", c.train.lr, "Adam learning rate of the networks");
@@ -366,8 +374,12 @@ void RunConfig::validate() const {
     bad("model.likelihood", "must be auto, bernoulli or gaussian, got '" + model.likelihood + "'");
   if (!(model.recon_weight > 0)) bad("model.recon_weight", "must be > 0");
   if (!(model.logvar_clamp > 0)) bad("model.logvar_clamp", "must be > 0");
-  if (model.init != "gmm" && model.init != "kmeans")
-    bad("model.init", "must be gmm or kmeans, got '" + model.init + "'");
+  if (model.init != "gmm" && model.init != "kmeans" && model.init != "umap")
+    bad("model.init", "must be gmm, kmeans or umap, got '" + model.init + "'");
+  if (model.umap_neighbors < 2) bad("model.umap_neighbors", "must be >= 2");
+  if (model.umap_epochs < 0) bad("model.umap_epochs", "must be >= 0");
+  if (model.umap_init != "pca" && model.umap_init != "spectral")
+    bad("model.umap_init", "must be pca or spectral, got '" + model.umap_init + "'");
   if (model.init_iters < 1) bad("model.init_iters", "must be >= 1");
   if (model.init_restarts < 1) bad("model.init_restarts", "must be >= 1");
   if (model.init_fits < 1) bad("model.init_fits", "must be >= 1");

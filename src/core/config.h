@@ -30,10 +30,13 @@ struct ModelConfig {
   std::string likelihood = "auto";  // auto | bernoulli | gaussian
   double recon_weight = 1.0;        // alpha_rec of VaDE's config_init
   double logvar_clamp = 10.0;       // |log sigma^2| bound, encoder and mixture
-  std::string init = "gmm";         // mixture initialisation: gmm | kmeans
+  std::string init = "gmm";         // mixture initialisation: gmm | kmeans | umap
   int64_t init_iters = 200;         // EM iterations (Lloyd for kmeans)
   int64_t init_restarts = 1;        // k-means++ restarts, best by objective
-  int64_t init_fits = 1;            // init = gmm: independent GMM fits, highest likelihood kept
+  int64_t init_fits = 1;            // init = gmm | umap: independent GMM fits, highest likelihood kept
+  int64_t umap_neighbors = 15;      // init = umap: k of the neighbour graph (UMAP's n_neighbors)
+  int64_t umap_epochs = 0;          // init = umap: layout epochs, 0 = UMAP's default (200 above 10k rows)
+  std::string umap_init = "pca";    // init = umap: the layout's start, pca | spectral
 };
 
 struct TrainConfig {

@@ -67,6 +67,18 @@ DiagGmm fit_once(dist::Communicator& comm, const torch::Tensor& x, int64_t n_tot
 }
 }  // namespace
 
+DiagGmm gmm_from_responsibilities(dist::Communicator& comm, const torch::Tensor& x_local,
+                                  const torch::Tensor& resp_local, double reg_covar) {
+  torch::NoGradGuard ng;
+  torch::Tensor x = x_local.to(torch::kFloat64).contiguous();
+  const int64_t n_total = comm.all_reduce_value<int64_t>(x.size(0));
+  DiagGmm g;
+  m_step(comm, x, resp_local.to(torch::kFloat64), n_total, reg_covar, g);
+  torch::Tensor lse = torch::logsumexp(log_joint(g, x), 1);
+  g.mean_log_likelihood = comm.all_reduce_value(lse.sum().item<double>()) / double(n_total);
+  return g;
+}
+
 DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int64_t k, uint64_t seed,
                      const GmmOptions& opt) {
   torch::NoGradGuard ng;

@@ -33,6 +33,11 @@ DiagGmm fit_diag_gmm(dist::Communicator& comm, const torch::Tensor& x_local, int
 // The seed of fit f (0-based) of GmmOptions::fits: fit 0 uses `seed` itself.
 inline uint64_t gmm_fit_seed(uint64_t seed, int64_t f) { return seed + 0x9E3779B97F4A7C15ULL * uint64_t(f); }
 
+// The mixture whose components are the moments of x_local's rows weighted by resp_local
+// [n, K] (one M-step; statistics summed over all ranks).
+DiagGmm gmm_from_responsibilities(dist::Communicator& comm, const torch::Tensor& x_local,
+                                  const torch::Tensor& resp_local, double reg_covar = 1e-6);
+
 // log p(x, c) for every component: [n, K] float64.
 torch::Tensor log_joint(const DiagGmm& g, const torch::Tensor& x);
 

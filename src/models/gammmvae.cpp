@@ -6,6 +6,7 @@
 #include "core/errors.h"
 #include "mixture/gamma_moments.h"
 #include "mixture/gmm.h"
+#include "mixture/initial.h"
 #include "mixture/kmeans.h"
 
 namespace mixvae::models {
@@ -186,22 +187,13 @@ std::string GamMMVae::init_mixture(dist::Communicator& comm, const torch::Tensor
   torch::NoGradGuard ng;
   std::ostringstream msg;
   torch::Tensor z = z_local.to(torch::kFloat64);
-  torch::Tensor resp;
-  if (cfg.model.init == "gmm") {
-    mixture::GmmOptions opt;
-    opt.max_iters = cfg.model.init_iters;
-    opt.kmeans_restarts = cfg.model.init_restarts;
-    opt.fits = cfg.model.init_fits;
-    mixture::DiagGmm g = mixture::fit_diag_gmm(comm, z, k_, cfg.train.seed, opt);
-    resp = torch::softmax(mixture::log_joint(g, z), 1);
-    msg << "diagonal GMM on the positive codes: " << g.iterations << " EM iterations, mean log-likelihood "
-        << g.mean_log_likelihood << (g.converged ? "" : " (not converged)");
-  } else {
-    mixture::KMeansResult km =
-        mixture::kmeans(comm, z, k_, cfg.train.seed, cfg.model.init_iters, cfg.model.init_restarts);
-    resp = torch::one_hot(mixture::nearest(z, km.centers), k_).to(torch::kFloat64);
-    msg << "k-means on the positive codes: " << km.iterations << " Lloyd iterations, inertia " << km.inertia;
-  }
+  std::string how;
+  mixture::DiagGmm g = mixture::initial_mixture(comm, z, k_, cfg, &how);
+  // Each code's cluster: k-means' nearest centre (one-hot), else the mixture's posterior.
+  torch::Tensor lj = mixture::log_joint(g, z);
+  torch::Tensor resp =
+      cfg.model.init == "kmeans" ? torch::one_hot(lj.argmax(1), k_).to(torch::kFloat64) : torch::softmax(lj, 1);
+  msg << how << " (on the positive codes)";
   if (resp.size(0) == 0) resp = torch::zeros({0, k_}, torch::kFloat64);
   mixture::GammaMixture gm = mixture::fit_gamma_moments(comm, z, resp);
   set_prior(gm.weights, gm.shapes, gm.rates);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "mixture/initial.h"
 
 namespace mixvae::models {
 namespace {
@@ -32,6 +33,7 @@ Gmvae::Gmvae(int64_t d, const RunConfig& cfg, bool bernoulli)
   row_scope_ = cfg.opt_string("gmvae.free_bits_scope") == "row";
   reference_qz_grad_ = cfg.opt_string("gmvae.qz_gradient") == "reference";
   learned_variance_ = !bernoulli && cfg.opt_string("gmvae.gaussian_variance") == "learned";
+  pretrained_start_ = cfg.opt_string("gmvae.start") == "pretrained";
   const int64_t hp = cfg.opt_int("gmvae.prior_hidden");
   if (hp < 1) throw UsageError("gmvae.prior_hidden must be >= 1");
 
@@ -203,17 +205,51 @@ torch::Tensor Gmvae::sample(int64_t cluster, int64_t n, torch::Generator& gen) {
 
 std::vector<Stage> Gmvae::recipe(const RunConfig& cfg) const {
   // The paper trains the ELBO from scratch: no autoencoder, no mixture initialisation.
-  return {{"train", StageKind::Main, cfg.train.epochs}};
+  if (!pretrained_start_) return {{"train", StageKind::Main, cfg.train.epochs}};
+  // gmvae.start = pretrained: the components start distinct and where the data are.
+  return {{"pretrain", StageKind::Pretrain, cfg.pretrain.epochs},
+          {"mixture_init", StageKind::MixtureInit, 0},
+          {"train", StageKind::Main, cfg.train.epochs}};
 }
 
-LossTerms Gmvae::pretrain_loss(const torch::Tensor& y, const torch::Tensor&) {
+LossTerms Gmvae::pretrain_loss(const torch::Tensor& y, const torch::Tensor& input) {
   LossTerms out;
-  out.total = torch::zeros({}, y.options());
+  if (!pretrained_start_) {
+    out.total = torch::zeros({}, y.options());
+    return out;
+  }
+  // A deterministic autoencoder y -> mu_x -> decoder, as VaDE's pretraining.
+  out.total = recon_nll(enc_mu_x_->forward(enc_->forward(input)), y).sum();
+  out.parts = {{"recon", out.total.detach()}};
   return out;
 }
 
-std::string Gmvae::init_mixture(dist::Communicator&, const torch::Tensor&, const RunConfig&) {
-  return "GMVAE has no mixture initialisation (its prior is a network)";
+std::vector<torch::Tensor> Gmvae::pretrain_parameters() {
+  std::vector<torch::Tensor> p;
+  if (!pretrained_start_) return p;
+  auto add = [&p](const torch::nn::Module& m) {
+    for (auto& t : m.parameters()) p.push_back(t);
+  };
+  add(*enc_), add(*enc_mu_x_), add(*dec_), add(*dec_out_);
+  if (dec_lv_) add(*dec_lv_);
+  return p;
+}
+
+std::string Gmvae::init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) {
+  if (!pretrained_start_) return "GMVAE has no mixture initialisation (its prior is a network)";
+  // The K components of p(x | z, w) start as the clusters `[model] init` finds in the
+  // pretrained codes mu_x: each head's bias is its cluster's mean / log-variance, and the
+  // heads' weights start at zero, so that every w gives the same, data-aligned components
+  // (the paper's zero-initialised biases make all K coincide, the collapse
+  // docs/models.md describes). The weights learn the dependence on w from the first step.
+  torch::NoGradGuard ng;
+  std::string msg;
+  mixture::DiagGmm g = mixture::initial_mixture(comm, z_local, k_, cfg, &msg);
+  prior_mu_->bias.copy_(g.means.reshape({-1}).to(torch::kFloat32));
+  prior_lv_->bias.copy_(g.variances.log().clamp(-clamp_, clamp_).reshape({-1}).to(torch::kFloat32));
+  prior_mu_->weight.zero_();
+  prior_lv_->weight.zero_();
+  return msg + "; prior heads set to its components";
 }
 
 std::vector<torch::Tensor> Gmvae::network_parameters() {

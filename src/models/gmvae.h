@@ -27,8 +27,9 @@ class Gmvae : public ClusteringModel {
   torch::Tensor posterior(const torch::Tensor& y) override;
   torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) override;
   std::vector<Stage> recipe(const RunConfig& cfg) const override;
-  LossTerms pretrain_loss(const torch::Tensor& y, const torch::Tensor& input) override;  // none: zero
-  std::vector<torch::Tensor> pretrain_parameters() override { return {}; }
+  // gmvae.start = pretrained: an autoencoder through the mu_x head; scratch: none (zero).
+  LossTerms pretrain_loss(const torch::Tensor& y, const torch::Tensor& input) override;
+  std::vector<torch::Tensor> pretrain_parameters() override;
   torch::Tensor embed(const torch::Tensor& y) override { return encode(y).mu_x; }
   std::string init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) override;
   std::vector<torch::Tensor> network_parameters() override;
@@ -86,6 +87,7 @@ class Gmvae : public ClusteringModel {
   bool bernoulli_, learned_variance_;
   double recon_weight_, clamp_, free_bits_, zprior_weight_;
   bool row_scope_, reference_qz_grad_;
+  bool pretrained_start_;  // gmvae.start = pretrained (docs/models.md), else the paper's scratch start
   Mlp enc_{nullptr}, dec_{nullptr};
   torch::nn::Linear enc_mu_x_{nullptr}, enc_lv_x_{nullptr}, enc_mu_w_{nullptr}, enc_lv_w_{nullptr};
   torch::nn::Linear dec_out_{nullptr}, dec_lv_{nullptr};

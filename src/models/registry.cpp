@@ -85,6 +85,14 @@ std::vector<ModelInfo> build() {
             "reversed while the free-bits test is on",
             T::String,
             {"elbo", "reference"}},
+           {"gmvae",
+            "start",
+            "scratch",
+            "scratch: the paper's start (zero prior-head biases: all K components coincide); pretrained: an "
+            "autoencoder through mu_x ([pretrain]), then the prior heads' biases set to the clusters [model] init "
+            "finds in its codes, their weights to zero (docs/models.md)",
+            T::String,
+            {"scratch", "pretrained"}},
            {"gmvae", "zprior_weight", "1", "gradient weight of the z-prior term (reference run.sh: cvWeight 0.4)",
             T::Double},
            {"gmvae",
@@ -124,6 +132,7 @@ std::vector<ModelInfo> build() {
   for (auto& m : r) {
     if (m.name == "vade" || m.name == "aegmm" || m.name == "kdvae" || m.name == "kdae") m.pretrain_family = "vade-ae";
     if (m.name == "gammmvae") m.pretrain_family = "gammmvae-ae";
+    if (m.name == "gmvae") m.pretrain_family = "gmvae-ae";
   }
   return r;
 }

@@ -1,10 +1,8 @@
 #include "models/vade.h"
 
 #include <cmath>
-#include <sstream>
 
-#include "mixture/gmm.h"
-#include "mixture/kmeans.h"
+#include "mixture/initial.h"
 
 namespace mixvae::models {
 namespace {
@@ -147,28 +145,16 @@ torch::Tensor Vade::embed(const torch::Tensor& x) { return encode(x).first; }
 
 std::string Vade::init_mixture(dist::Communicator& comm, const torch::Tensor& z_local, const RunConfig& cfg) {
   torch::NoGradGuard ng;
-  std::ostringstream msg;
-  if (cfg.model.init == "gmm") {
-    mixture::GmmOptions opt;
-    opt.max_iters = cfg.model.init_iters;
-    opt.kmeans_restarts = cfg.model.init_restarts;
-    opt.fits = cfg.model.init_fits;
-    mixture::DiagGmm g = mixture::fit_diag_gmm(comm, z_local, k_, cfg.train.seed, opt);
-    pi_logits.copy_(g.weights.log().to(torch::kFloat32));
-    mu_c.copy_(g.means.to(torch::kFloat32));
-    log_sigma2_c.copy_(g.variances.log().clamp(-clamp_, clamp_).to(torch::kFloat32));
-    msg << "diagonal GMM: " << g.iterations << " EM iterations, mean log-likelihood " << g.mean_log_likelihood
-        << (g.converged ? "" : " (not converged)");
-  } else {
-    // k-means centres, unit variances, uniform pi (the reference's Reuters recipe).
-    mixture::KMeansResult km =
-        mixture::kmeans(comm, z_local, k_, cfg.train.seed, cfg.model.init_iters, cfg.model.init_restarts);
+  std::string msg;
+  mixture::DiagGmm g = mixture::initial_mixture(comm, z_local, k_, cfg, &msg);
+  // k-means gives uniform weights and unit variances: written as zeros, exactly as before.
+  if (cfg.model.init == "kmeans")
     pi_logits.zero_();
-    mu_c.copy_(km.centers.to(torch::kFloat32));
-    log_sigma2_c.zero_();
-    msg << "k-means: " << km.iterations << " Lloyd iterations, inertia " << km.inertia;
-  }
-  return msg.str();
+  else
+    pi_logits.copy_(g.weights.log().to(torch::kFloat32));
+  mu_c.copy_(g.means.to(torch::kFloat32));
+  log_sigma2_c.copy_(g.variances.log().clamp(-clamp_, clamp_).to(torch::kFloat32));
+  return msg;
 }
 
 std::vector<torch::Tensor> Vade::network_parameters() {

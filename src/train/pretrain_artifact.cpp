@@ -64,6 +64,9 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
     << "pretrain.adam_eps=" << cfg.pretrain.adam_eps << "\n";
   if (cfg.pretrain.input_dropout != 0)
     t << "pretrain.input_dropout=" << cfg.pretrain.input_dropout << "\n";  // 0: as before
+  if (k.family == "gmvae-ae")  // the w heads sit between the encoder and the decoder: their size moves its init
+    t << "gmvae.w_dim=" << cfg.opt_int("gmvae.w_dim") << "\n"
+      << "gmvae.gaussian_variance=" << cfg.opt_string("gmvae.gaussian_variance") << "\n";
   t << "train.adam=" << cfg.train.adam << "\n"
     << "train.seed=" << cfg.train.seed << "\n";
   if (cfg.train.precision != "fp32") t << "train.precision=" << cfg.train.precision << "\n";  // fp32: keys as before
@@ -89,6 +92,10 @@ PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& f
     << "model.init_restarts=" << cfg.model.init_restarts << "\n"
     << (cfg.model.init_fits != 1 ? "model.init_fits=" + std::to_string(cfg.model.init_fits) + "\n"
                                  : "")  // 1: keys as before
+    << (cfg.model.init == "umap" ? "model.umap_neighbors=" + std::to_string(cfg.model.umap_neighbors) +
+                                       "\nmodel.umap_epochs=" + std::to_string(cfg.model.umap_epochs) +
+                                       "\nmodel.umap_init=" + cfg.model.umap_init + "\n"
+                                 : "")
     << "train.epochs=" << cfg.train.epochs << "\n"
     << "train.batch_size=" << cfg.train.batch_size << "\n"
     << "train.lr=" << cfg.train.lr << "\n"
