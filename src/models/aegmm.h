@@ -15,6 +15,15 @@ class AeGmm : public Vade {
   std::vector<Stage> recipe(const RunConfig& cfg) const override {
     return {{"pretrain", StageKind::Pretrain, cfg.pretrain.epochs}, {"mixture_init", StageKind::MixtureInit, 0}};
   }
+  // No stage trains VaDE's ELBO here (the encoder's log-variance head is never trained), so
+  // the score is what the two stages fitted: the GMM's log-likelihood of the code,
+  // log sum_c pi_c N(z | mu_c, sigma2_c) at z = the encoder mean, minus the autoencoder's
+  // reconstruction loss (its pretraining objective). Deterministic: no noise is drawn.
+  Selection selection_score(const torch::Tensor& x, Noise& noise) override {
+    (void)noise;
+    const torch::Tensor log_pz = torch::logsumexp(log_joint(embed(x)), 1);
+    return {"gmm_loglik_minus_recon", log_pz.sum() - pretrain_loss(x, x).total};
+  }
 };
 
 }  // namespace mixvae::models

@@ -52,6 +52,16 @@ class ClusteringModel : public torch::nn::Module {
 
   // Main objective (negative ELBO), summed over the rows of x.
   virtual LossTerms loss(const torch::Tensor& x, Noise& noise) = 0;
+  // The label-free model-selection score of the finished model (docs/models.md, "Choosing
+  // a seed without labels"): its own objective, HIGHER = BETTER, summed over the rows of x,
+  // with the draws of `noise` (the evaluation passes noise of a fixed seed, so runs of
+  // every seed are scored on the same draws). Called without gradients, in eval mode,
+  // after set_stage(last). Default: the ELBO of the last stage, -loss().total.
+  struct Selection {
+    std::string criterion;  // what `sum` is, e.g. "elbo"
+    torch::Tensor sum;      // scalar
+  };
+  virtual Selection selection_score(const torch::Tensor& x, Noise& noise) { return {"elbo", -loss(x, noise).total}; }
   // q(c|x), [B, K], deterministic (encoder means).
   virtual torch::Tensor posterior(const torch::Tensor& x) = 0;
   virtual torch::Tensor assign(const torch::Tensor& x) { return posterior(x).argmax(1); }

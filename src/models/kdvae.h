@@ -26,6 +26,12 @@ class KDvae : public ClusteringModel {
   // run's resident memory with 2,000 rows).
   int64_t eval_batch_rows() const override { return std::max<int64_t>(100, 2000 / std::max<int64_t>(k_, 1)); }
   LossTerms loss(const torch::Tensor& x, Noise& noise) override;
+  // The last stage's objective: the hard-max ELBO of Eq. 6, max_i ELBO_i(x) (k-DVAE), or
+  // minus the smallest reconstruction error of the k autoencoders (k-DAE).
+  Selection selection_score(const torch::Tensor& x, Noise& noise) override {
+    if (phase_ != Phase::Networks) return init_->selection_score(x, noise);
+    return {variational_ ? "max_elbo" : "neg_min_recon", -loss(x, noise).total};
+  }
   torch::Tensor posterior(const torch::Tensor& x) override;
   torch::Tensor assign(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t cluster, int64_t n, torch::Generator& gen) override;

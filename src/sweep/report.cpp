@@ -89,6 +89,24 @@ bool is_visible_dir(const fs::directory_entry& e) {
   return e.is_directory(ec) && e.path().filename().string().rfind('.', 0) != 0;
 }
 
+// result.json's "selection": {"criterion": "elbo", "value": -85.2 | null, "higher_is_better": true}.
+// Absent: the run has no score (an older result.json).
+void read_selection(const json& j, const std::string& path, RunRecord* r) {
+  auto it = j.find("selection");
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_object())
+    throw data_error(path, std::string("\"selection\" is ") + it->type_name() + ", expected an object");
+  auto c = it->find("criterion");
+  if (c == it->end() || !c->is_string() || c->get<std::string>().empty())
+    throw data_error(path, "\"selection\" has no \"criterion\" string");
+  auto h = it->find("higher_is_better");
+  if (h != it->end() && !h->is_boolean())
+    throw data_error(path, std::string("\"selection.higher_is_better\" is ") + h->type_name() + ", expected a boolean");
+  r->selection_criterion = c->get<std::string>();
+  r->selection = optional_number(*it, "value", path);
+  r->selection_higher_is_better = h == it->end() || h->get<bool>();
+}
+
 RunRecord read_run(const fs::path& dir, const std::string& dataset, const std::string& model, int64_t seed) {
   RunRecord r;
   r.dataset = dataset;
@@ -107,6 +125,7 @@ RunRecord read_run(const fs::path& dir, const std::string& dataset, const std::s
     r.seconds = optional_number(j, "seconds", path);
     r.epochs = optional_integer(j, "epochs", path);
     r.world_size = optional_integer(j, "world_size", path);
+    read_selection(j, path, &r);
     return r;
   }
   r.status = RunStatus::Unfinished;
@@ -420,6 +439,52 @@ const PaperEntry* match_paper(const PaperTable& paper, const std::string& model,
 // ---------------------------------------------------------------------------------------
 // Aggregation
 
+Pick pick_run(const std::vector<RunRecord>& runs) {
+  Pick p;
+  std::vector<size_t> finished;
+  std::vector<std::string> unscored, criteria;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunRecord& r = runs[i];
+    if (r.status != RunStatus::Finished) continue;  // failed and unfinished runs cannot be picked
+    finished.push_back(i);
+    if (r.selection_criterion.empty()) {
+      unscored.push_back("seed " + std::to_string(r.seed));
+      continue;
+    }
+    const std::string c = r.selection_criterion + (r.selection_higher_is_better ? "" : " (lower is better)");
+    if (std::find(criteria.begin(), criteria.end(), c) == criteria.end()) criteria.push_back(c);
+  }
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 3; ++i) s += (i ? ", " : "") + v[i];
+    return v.size() > 3 ? s + " and " + std::to_string(v.size() - 3) + " more" : s;
+  };
+  if (finished.empty()) {
+    p.reason = "no finished run";
+  } else if (!unscored.empty()) {
+    p.reason = list(unscored) + (unscored.size() == 1 ? " has" : " have") +
+               " no selection score (an older result.json; `mixvae train --config RUN/config.ini --resume` "
+               "scores a finished run without training it)";
+  } else if (criteria.size() > 1) {
+    p.reason = "the runs' selection criteria differ (" + list(criteria) + ")";
+  } else {
+    for (size_t i : finished) {
+      const RunRecord& r = runs[i];
+      if (!r.selection) continue;  // not finite: never picked
+      if (!p.index) {
+        p.index = i;
+        continue;
+      }
+      const RunRecord& best = runs[*p.index];
+      const double a = *r.selection, b = *best.selection;
+      const bool better = r.selection_higher_is_better ? a > b : a < b;
+      if (better || (a == b && r.seed < best.seed)) p.index = i;
+    }
+    if (!p.index) p.reason = "no finished run has a finite selection score";
+  }
+  return p;
+}
+
 const Cell* Report::cell(const std::string& model, const std::string& dataset) const {
   for (const auto& c : cells)
     if (c.model == model && c.dataset == dataset) return &c;
@@ -441,10 +506,12 @@ Report build_report(const std::string& root, RunTree tree, const PaperTable* pap
       c.dataset = dataset;
       std::array<std::vector<double>, kMetrics> values;
       std::vector<double> seconds;
+      std::vector<RunRecord> group;  // the runs of this (model, dataset): they differ only in seed
       bool any = false;
       for (const auto& run : runs) {
         if (run.model != model || run.dataset != dataset) continue;
         any = true;
+        group.push_back(run);
         if (run.status == RunStatus::Failed) ++c.failed;
         if (run.status == RunStatus::Unfinished) ++c.unfinished;
         if (run.status != RunStatus::Finished) continue;  // counted, never averaged
@@ -457,6 +524,11 @@ Report build_report(const std::string& root, RunTree tree, const PaperTable* pap
       if (!any) continue;
       for (int m = 0; m < kMetrics; ++m) c.metric[m] = summarize(values[m]);
       if (auto s = summarize(seconds)) c.mean_seconds = s->mean;
+      const Pick pick = pick_run(group);
+      if (pick.index)
+        c.pick = group[*pick.index];
+      else
+        c.no_pick = pick.reason;
       if (paper)
         if (const PaperEntry* p = match_paper(*paper, model, dataset)) c.paper = *p;
       r.cells.push_back(std::move(c));
@@ -541,6 +613,10 @@ int64_t count(const Report& r, RunStatus s) {
   return std::count_if(r.runs.begin(), r.runs.end(), [&](const RunRecord& x) { return x.status == s; });
 }
 
+std::optional<double> metric_of(const RunRecord& run, int m) {
+  return m == kAcc ? run.acc : m == kNmi ? run.nmi : run.ari;
+}
+
 // A dataset's paper column shows only where the paper file has a number for it.
 bool paper_has(const Report& r, const std::string& dataset, int m) {
   for (const auto& c : r.cells)
@@ -568,7 +644,9 @@ std::string to_markdown(const Report& r) {
      << " failed, " << count(r, RunStatus::Unfinished) << " unfinished. "
      << "Scores in percent: mean ± sample std (n−1) over all finished seeds (– where one seed finished; "
         "n/a where no finished run has a score); **bold** = highest mean of its column. "
-        "Failed and unfinished runs are counted, never averaged; no run is chosen by its labels.\n";
+        "Failed and unfinished runs are counted, never averaged; no run is chosen by its labels. "
+        "*label-free pick* = the score of the finished seed with the best selection score, the model's own "
+        "objective on all rows (e.g. the ELBO) read without labels (see Label-free pick below).\n";
   const char* titles[kMetrics] = {"ACC", "NMI", "ARI"};
   for (int m = 0; m < kMetrics; ++m) {
     std::vector<std::string> head = {"model"}, rule = {"---"};
@@ -576,7 +654,8 @@ std::string to_markdown(const Report& r) {
       const bool paper_col = r.has_paper && paper_has(r, d, m);
       head.push_back(md_escape(d));
       head.push_back(md_escape(d) + " min / median / max");
-      rule.insert(rule.end(), {"---:", "---:"});
+      head.push_back(md_escape(d) + " label-free pick");
+      rule.insert(rule.end(), {"---:", "---:", "---:"});
       if (paper_col) {
         head.push_back(md_escape(d) + " paper");
         rule.push_back("---:");
@@ -589,14 +668,18 @@ std::string to_markdown(const Report& r) {
         const bool paper_col = r.has_paper && paper_has(r, d, m);
         const Cell* c = r.cell(model, d);
         if (!c) {
-          row.insert(row.end(), {"", ""});
-        } else if (!c->metric[m]) {
-          row.insert(row.end(), {"n/a", ""});
+          row.insert(row.end(), {"", "", ""});
         } else {
-          const Summary& s = *c->metric[m];
-          const std::string ms = mean_std(s.mean, s.std);
-          row.push_back(c->best[m] ? "**" + ms + "**" : ms);
-          row.push_back(pct(s.min) + " / " + pct(s.median) + " / " + pct(s.max));
+          if (!c->metric[m]) {
+            row.insert(row.end(), {"n/a", ""});
+          } else {
+            const Summary& s = *c->metric[m];
+            const std::string ms = mean_std(s.mean, s.std);
+            row.push_back(c->best[m] ? "**" + ms + "**" : ms);
+            row.push_back(pct(s.min) + " / " + pct(s.median) + " / " + pct(s.max));
+          }
+          const std::optional<double> v = c->pick ? metric_of(*c->pick, m) : std::nullopt;
+          row.push_back(!c->pick ? "no pick" : (v ? pct(*v) : "n/a") + " (seed " + std::to_string(c->pick->seed) + ")");
         }
         if (paper_col) {
           const PaperValue* p = c && c->paper ? &c->paper->metric[m] : nullptr;
@@ -606,6 +689,26 @@ std::string to_markdown(const Report& r) {
       os << md_row(row);
     }
   }
+  // The picks in full: criterion, score, the picked run's three scores, or why none.
+  os << "\n## Label-free pick\n\n"
+     << "Per model and dataset, the finished seed whose final model has the best selection score "
+        "(result.json \"selection\"; labels are never read for the choice; ties go to the lowest seed). "
+        "Failed and unfinished runs cannot be picked.\n\n"
+     << md_row({"model", "dataset", "criterion", "seed", "score", "ACC", "NMI", "ARI"})
+     << md_row({"---", "---", "---", "---:", "---:", "---:", "---:", "---:"});
+  for (const auto& c : r.cells) {
+    if (!c.pick) {
+      os << md_row({md_escape(c.model), md_escape(c.dataset), "no pick: " + md_escape(c.no_pick), "", "", "", "", ""});
+      continue;
+    }
+    const RunRecord& p = *c.pick;
+    std::vector<std::string> row = {md_escape(c.model), md_escape(c.dataset),
+                                    md_escape(p.selection_criterion) + (p.selection_higher_is_better ? "" : " (lower)"),
+                                    std::to_string(p.seed), fmt("%.4f", *p.selection)};
+    for (int m = 0; m < kMetrics; ++m) row.push_back(metric_of(p, m) ? pct(*metric_of(p, m)) : "n/a");
+    os << md_row(row);
+  }
+
   std::vector<std::string> head = {"model"}, rule = {"---"};
   for (const auto& d : r.datasets) {
     head.push_back(md_escape(d) + " seeds");
@@ -647,6 +750,9 @@ std::string to_csv(const Report& r) {
   for (const char* m : kMetricNames)
     for (const char* part : {"n", "mean", "std", "min", "median", "max", "best"})
       head.push_back(std::string(m) + "_" + part);
+  for (const char* part : {"pick_seed", "pick_criterion", "pick_score", "pick_higher_is_better", "pick_acc", "pick_nmi",
+                           "pick_ari", "no_pick"})
+    head.push_back(part);
   if (r.has_paper) {
     head.push_back("paper_model");
     for (const char* m : kMetricNames) {
@@ -670,6 +776,11 @@ std::string to_csv(const Report& r) {
         row.insert(row.end(), {"0", "", "", "", "", "", "0"});
       }
     }
+    if (const auto& p = c.pick)
+      row.insert(row.end(), {std::to_string(p->seed), p->selection_criterion, num(p->selection),
+                             p->selection_higher_is_better ? "1" : "0", num(p->acc), num(p->nmi), num(p->ari), ""});
+    else
+      row.insert(row.end(), {"", "", "", "", "", "", "", c.no_pick});
     if (r.has_paper) {
       row.push_back(c.paper ? c.paper->model : "");
       for (int m = 0; m < kMetrics; ++m) {
@@ -695,6 +806,20 @@ std::string to_json(const Report& r) {
         jc[kMetricNames[m]] = nullptr;
       }
     }
+    if (const auto& p = c.pick) {
+      jc["pick"] = {{"seed", p->seed},
+                    {"dir", p->dir},
+                    {"criterion", p->selection_criterion},
+                    {"score", opt_json(p->selection)},
+                    {"higher_is_better", p->selection_higher_is_better},
+                    {"acc", opt_json(p->acc)},
+                    {"nmi", opt_json(p->nmi)},
+                    {"ari", opt_json(p->ari)}};
+      jc["no_pick"] = nullptr;
+    } else {
+      jc["pick"] = nullptr;
+      jc["no_pick"] = c.no_pick;
+    }
     if (c.paper) {
       ojson p = {{"model", c.paper->model}, {"source", c.paper->source}};
       for (int m = 0; m < kMetrics; ++m) {
@@ -709,21 +834,29 @@ std::string to_json(const Report& r) {
   }
   ojson runs = ojson::array();
   for (const auto& run : r.runs)
-    runs.push_back({{"dataset", run.dataset},
-                    {"model", run.model},
-                    {"seed", run.seed},
-                    {"dir", run.dir},
-                    {"status", status_name(run.status)},
-                    {"acc", opt_json(run.acc)},
-                    {"nmi", opt_json(run.nmi)},
-                    {"ari", opt_json(run.ari)},
-                    {"seconds", opt_json(run.seconds)},
-                    {"epochs", opt_json(run.epochs)},
-                    {"world_size", opt_json(run.world_size)},
-                    {"error", run.error}});
+    runs.push_back(
+        {{"dataset", run.dataset},
+         {"model", run.model},
+         {"seed", run.seed},
+         {"dir", run.dir},
+         {"status", status_name(run.status)},
+         {"acc", opt_json(run.acc)},
+         {"nmi", opt_json(run.nmi)},
+         {"ari", opt_json(run.ari)},
+         {"seconds", opt_json(run.seconds)},
+         {"epochs", opt_json(run.epochs)},
+         {"world_size", opt_json(run.world_size)},
+         {"selection", run.selection_criterion.empty() ? ojson(nullptr)
+                                                       : ojson{{"criterion", run.selection_criterion},
+                                                               {"value", opt_json(run.selection)},
+                                                               {"higher_is_better", run.selection_higher_is_better}}},
+         {"error", run.error}});
   ojson j = {{"root", r.root},
              {"units", "scores are fractions in [0, 1] (the Markdown table shows percentages)"},
              {"std", "sample standard deviation (n - 1) over the finished seeds; null for one seed"},
+             {"pick",
+              "the finished seed with the best label-free selection score (result.json \"selection\"; labels never "
+              "read for the choice; ties: lowest seed) and its scores; null with no_pick saying why"},
              {"models", r.models},
              {"datasets", r.datasets},
              {"runs_total", r.runs.size()},
@@ -737,11 +870,12 @@ std::string to_json(const Report& r) {
 }
 
 std::string runs_csv(const Report& r) {
-  std::string out =
-      csv_row({"dataset", "model", "seed", "status", "acc", "nmi", "ari", "seconds", "epochs", "world_size", "error"});
+  std::string out = csv_row({"dataset", "model", "seed", "status", "acc", "nmi", "ari", "seconds", "epochs",
+                             "world_size", "selection_criterion", "selection", "error"});
   for (const auto& run : r.runs)
     out += csv_row({run.dataset, run.model, std::to_string(run.seed), status_name(run.status), num(run.acc),
-                    num(run.nmi), num(run.ari), num(run.seconds), num(run.epochs), num(run.world_size), run.error});
+                    num(run.nmi), num(run.ari), num(run.seconds), num(run.epochs), num(run.world_size),
+                    run.selection_criterion, num(run.selection), run.error});
   return out;
 }
 

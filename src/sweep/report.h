@@ -6,7 +6,9 @@
 //
 // The statistics use every finished seed and nothing else: failed and unfinished runs are
 // counted, never averaged, and no run is ever picked by its labels (there is no "best
-// seed"); "best" only marks the model with the highest mean in a column.
+// seed"); "best" only marks the model with the highest mean in a column. Beside the
+// statistics, each (model, dataset) shows the run that a LABEL-FREE criterion picks (the
+// selection score each run stores in result.json, docs/models.md) and that run's scores.
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -31,6 +33,12 @@ struct RunRecord {
   std::optional<double> seconds;
   std::optional<int64_t> epochs, world_size;
   std::string error;  // status.json's "error" (one line) for runs that did not finish
+  // result.json's "selection" (the label-free selection score of the finished model):
+  // criterion empty when result.json has none (written before mixvae recorded it); value
+  // none when it is null (the score was not finite).
+  std::string selection_criterion;
+  std::optional<double> selection;
+  bool selection_higher_is_better = true;
 };
 
 struct RunTree {
@@ -81,6 +89,18 @@ PaperTable read_paper_csv(const std::string& path);
 // the "kdvae" row. The dataset must match exactly. nullptr when there is none.
 const PaperEntry* match_paper(const PaperTable& paper, const std::string& model, const std::string& dataset);
 
+// The label-free pick among runs that differ only in seed: the finished run with the best
+// selection score (the highest, or the lowest where the criterion says lower is better);
+// ties go to the lowest seed. Only finished runs can be picked, and only the selection
+// fields are read: never acc, nmi or ari. No pick (index none, `reason` says why) when no
+// run finished, when a finished run has no score (an older result.json: the pick would
+// be over some seeds only), when the runs' criteria differ, or when no score is finite.
+struct Pick {
+  std::optional<size_t> index;  // into the runs given
+  std::string reason;           // why there is no pick
+};
+Pick pick_run(const std::vector<RunRecord>& runs);
+
 // One (model, dataset) of the table; exists when at least one run of it exists.
 struct Cell {
   std::string model, dataset;
@@ -90,6 +110,8 @@ struct Cell {
   std::array<bool, kMetrics> best{};
   std::optional<double> mean_seconds;  // over the finished runs that report it
   std::optional<PaperEntry> paper;
+  std::optional<RunRecord> pick;  // the label-free pick (pick_run)
+  std::string no_pick;            // why there is none
 };
 
 struct Report {

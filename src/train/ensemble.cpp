@@ -365,10 +365,11 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
   std::vector<TrainResult> results(S);
   bool final_evaluated = false;
   const auto recipe = scratch_->recipe(cfg_);
-  auto evaluate_member = [&](size_t i) {
+  // final: the member's finished model, which also gets its selection score.
+  auto evaluate_member = [&](size_t i, bool final) {
     ens_->load_member(int64_t(i), *vade_);
     vade_->eval();
-    return evaluate(comm_, *vade_, data_);
+    return evaluate(comm_, *vade_, data_, 0, nullptr, final);
   };
   for (int64_t si = start_stage; si < int64_t(recipe.size()); ++si) {
     const models::Stage& stage = recipe[size_t(si)];
@@ -447,7 +448,7 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
                   {"peak_rss_mib", std::round(rss)}};
         for (size_t p = 0; p < names.size(); ++p) j[names[p]] = parts[i][p];
         if (eval_now) {
-          EvalResult ev = evaluate_member(i);
+          EvalResult ev = evaluate_member(i, last && size_t(si + 1) == recipe.size());
           results[i].eval = ev;
           j.update({{"occupancy", ev.occupancy},
                     {"empty_clusters", ev.empty_clusters},
@@ -495,7 +496,7 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
   const std::vector<double> rss = comm_.all_gather_value<double>(std::round(peak_rss_mib()));
   for (size_t i = 0; i < S; ++i) {
     if (!final_evaluated)
-      results[i].eval = evaluate_member(i);  // loads member i into vade_
+      results[i].eval = evaluate_member(i, true);  // loads member i into vade_
     else {
       ens_->load_member(int64_t(i), *vade_);
       vade_->eval();

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "dist/communicator.h"
@@ -25,7 +27,19 @@ struct EvalResult {
   // scores.cluster_class (the matching behind ACC) they show which classes a run merged
   // or split, which ACC alone hides.
   std::vector<std::vector<int64_t>> contingency;
+  // The label-free selection score (ClusteringModel::selection_score): its mean per row
+  // over every rank's rows, higher = better. Only when evaluate() was asked for it.
+  struct Selection {
+    std::string criterion;
+    double value = 0;
+    bool higher_is_better = true;
+  };
+  std::optional<Selection> selection;
 };
+
+// The seed of the selection score's noise: fixed, not the run's seed, so that runs of
+// different seeds are scored on the same draws.
+constexpr uint64_t kSelectionNoiseSeed = 0x5e1ec7105eedULL;
 
 // Per-row results of this rank's evaluation rows, in their order (`mixvae eval
 // --assignments`): the assigned cluster, q(c|x) and the model's embedding (embed(): the
@@ -37,9 +51,13 @@ struct RowResults {
 };
 
 // `rows`, when given, receives this rank's per-row results (on the CPU).
-// batch 0: the model's eval_batch_rows().
+// batch 0: the model's eval_batch_rows(). The rows go through the model in blocks of
+// `batch` rows of the whole data set (a rank's first and last blocks may be partial), so
+// that `selection` (the final evaluation of a run) scores every row with the same noise
+// at any world size: block b draws from a generator seeded by (kSelectionNoiseSeed, b)
+// for all its rows and each rank keeps its own (models::Noise, as a global-mode step).
 EvalResult evaluate(dist::Communicator& comm, models::ClusteringModel& model, const TrainData& data, int64_t batch = 0,
-                    RowResults* rows = nullptr);
+                    RowResults* rows = nullptr, bool selection = false);
 
 // fn applied to x in chunks of `batch` rows without gradients, results concatenated
 // along dim 0 (`empty` when x has no rows).

@@ -478,9 +478,10 @@ TrainResult Trainer::run(bool resume) {
         if (stage.kind == models::StageKind::Main &&
             ((cfg_.train.eval_every > 0 && (e + 1) % cfg_.train.eval_every == 0) || last || stopping)) {
           model_->eval();
-          EvalResult ev = evaluate(comm_, *model_, data_);
-          result.eval = ev;
+          // The final model (last epoch of the last stage) also gets its selection score.
           final_evaluated = last && size_t(si + 1) == recipe.size();
+          EvalResult ev = evaluate(comm_, *model_, data_, 0, nullptr, final_evaluated);
+          result.eval = ev;
           j.update({{"occupancy", ev.occupancy},
                     {"empty_clusters", ev.empty_clusters},
                     {"largest_fraction", ev.largest_fraction},
@@ -541,7 +542,7 @@ TrainResult Trainer::run(bool resume) {
   if (!final_evaluated) {  // e.g. resuming a finished run, or a recipe that ends without a main stage
     model_->set_stage(int64_t(recipe.size()) - 1);
     model_->eval();
-    result.eval = evaluate(comm_, *model_, data_);
+    result.eval = evaluate(comm_, *model_, data_, 0, nullptr, /*selection=*/true);
   }
   result.seconds = now_s() - start_time_;
   write_outputs(result);
@@ -734,9 +735,43 @@ void Trainer::write_outputs_rank0(const TrainResult& r, const std::vector<double
   write_run_outputs(cfg_, *model_, data_, r, rec);
 }
 
+namespace {
+// result.json's "selection": the final model's label-free selection score (evaluate.h).
+// JSON has no NaN: a score that is not finite is null, and the report picks no such run.
+json selection_json(const EvalResult::Selection& s) {
+  return {{"criterion", s.criterion},
+          {"value", std::isfinite(s.value) ? json(s.value) : json(nullptr)},
+          {"higher_is_better", s.higher_is_better},
+          {"noise_seed", kSelectionNoiseSeed}};
+}
+}  // namespace
+
+void add_to_last_metrics_line(const std::string& dir, const std::string& key, const std::string& json_value) {
+  const fs::path path = fs::path(dir) / "metrics.jsonl";
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(path);
+    for (std::string l; std::getline(in, l);)
+      if (!l.empty()) lines.push_back(l);
+  }
+  json last = lines.empty() ? json() : json::parse(lines.back(), nullptr, false);
+  if (last.is_object())
+    lines.pop_back();
+  else  // no line to add it to (or a torn one): a line of its own
+    last = {{"stage", "done"}};
+  last[key] = json::parse(json_value);
+  lines.push_back(last.dump());
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  write_file_atomic(path.string(), text);
+}
+
 void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, const TrainData& data,
                        const TrainResult& r, const RunRecord& rec) {
   const fs::path dir(cfg.output.dir);
+  // The selection score goes on the line of the evaluation that scored the final model
+  // before result.json (which marks the run finished) is written.
+  if (r.eval.selection) add_to_last_metrics_line(cfg.output.dir, "selection", selection_json(*r.eval.selection).dump());
   json j = {{"model", model.name()},
             {"dataset", data.name},
             {"data_path", data.path},
@@ -761,6 +796,7 @@ void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, con
               {"hdf5", H5_VERS_INFO},
               {"mpi", dist::mpi_library_version()}}}};
   if (!rec.ensemble_seeds.empty()) j["ensemble_seeds"] = rec.ensemble_seeds;
+  if (r.eval.selection) j["selection"] = selection_json(*r.eval.selection);
   if (r.eval.has_labels) {
     j.update({{"acc", r.eval.scores.acc},
               {"nmi", r.eval.scores.nmi},

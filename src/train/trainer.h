@@ -160,7 +160,13 @@ class Trainer {
   }
 };
 
-// Writes cfg.output.dir/result.json and samples.png of a finished run (rank 0 only).
+// Sets `key` to `json_value` (JSON text) in the last line of DIR/metrics.jsonl, the line of
+// the stage that produced the final model, replacing the key if an earlier finish set it.
+void add_to_last_metrics_line(const std::string& dir, const std::string& key, const std::string& json_value);
+
+// Writes cfg.output.dir/result.json and samples.png of a finished run (rank 0 only), and
+// the final evaluation's selection score (r.eval.selection) into result.json and the
+// last line of metrics.jsonl.
 void write_run_outputs(const RunConfig& cfg, models::ClusteringModel& model, const TrainData& data,
                        const TrainResult& r, const RunRecord& rec);
 

@@ -44,14 +44,17 @@ is_png() { python3 -c "import sys;sys.exit(open(sys.argv[1],'rb').read(8)!=b'\x8
 # Markdown (the default) on stdout.
 md=$("$MIXVAE" report "$RUNS" 2>"$TMP/md.err"); rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$TMP/md.err" ] && ok "report prints Markdown" || bad "report md: exit $rc, $(cat "$TMP/md.err")"
-echo "$md" | grep -q '^| model | mnist | mnist min / median / max | har | har min / median / max |$' \
+echo "$md" | grep -q '^| model | mnist | mnist min / median / max | mnist label-free pick | har | har min / median / max | har label-free pick |$' \
   && ok "Table 2 layout: models as rows, datasets as column groups (sweep.json order)" || bad "md header: $md"
 echo "$md" | grep -q '^| kdvae-quick | \*\*84.33 ± 1.53\*\* | 83.00 / 84.00 / 86.00 |' \
   && ok "best mean in bold, sample std" || bad "md kdvae row: $(echo "$md" | grep kdvae-quick | head -1)"
-echo "$md" | grep -q '^| vade-quick | 78.25 ± 3.10 | 74.00 / 79.00 / 81.00 | 61.00 ± – | 61.00 / 61.00 / 61.00 |' \
+echo "$md" | grep -q '^| vade-quick | 78.25 ± 3.10 | 74.00 / 79.00 / 81.00 | no pick | 61.00 ± – | 61.00 / 61.00 / 61.00 |' \
   && ok "one seed shows – for its std" || bad "md vade row: $(echo "$md" | grep vade-quick | head -1)"
 echo "$md" | grep -q '3 finished, 1 failed, 2 unfinished' && ok "failed and unfinished runs counted" \
   || bad "md counts: $(echo "$md" | grep finished)"
+# These result.json files predate the selection score: no pick, with the reason, no error.
+echo "$md" | grep -q '^| vade-quick | mnist | no pick: seed 0, seed 1, seed 2 and 1 more have no selection score' \
+  && ok "runs without a selection score: no pick, with the reason" || bad "no-pick line: $(echo "$md" | grep 'no pick:')"
 
 # CSV and JSON on stdout; the numbers are Python's mean / stdev / median of the finished seeds.
 "$MIXVAE" report "$RUNS" --format csv > "$TMP/table.csv" && "$MIXVAE" report "$RUNS" --format json > "$TMP/table.json" \
@@ -90,7 +93,7 @@ python3 - "$out/runs.csv" <<'PY' && ok "runs.csv: one row per run, error with co
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 assert list(rows[0].keys()) == ["dataset", "model", "seed", "status", "acc", "nmi", "ari", "seconds", "epochs",
-                                "world_size", "error"], rows[0].keys()
+                                "world_size", "selection_criterion", "selection", "error"], rows[0].keys()
 assert len(rows) == 11, len(rows)
 failed = [r for r in rows if r["status"] == "failed"]
 assert len(failed) == 1 and failed[0]["error"] == 'out of memory, rank 1: "cuda"', failed
@@ -116,7 +119,7 @@ for d in {r["dataset"] for r in runs}:
         if accs:
             assert abs(float(mean) - statistics.fmean(accs)) < 1e-9 and abs(float(std) - statistics.pstdev(accs)) < 1e-9
 PY
-grep -q '| mnist paper |' "$out/table.md" && grep -q '| kdvae-quick | \*\*84.33 ± 1.53\*\* | 83.00 / 84.00 / 86.00 | 97.87 ± 0.10 |' "$out/table.md" \
+grep -q '| mnist paper |' "$out/table.md" && grep -q '| kdvae-quick | \*\*84.33 ± 1.53\*\* | 83.00 / 84.00 / 86.00 | no pick | 97.87 ± 0.10 |' "$out/table.md" \
   && ok "paper column: kdvae-quick reads the kdvae row of table2-paper.csv" || bad "paper column: $(grep kdvae "$out/table.md" | head -1)"
 if command -v gnuplot >/dev/null; then
   [ ! -s "$TMP/out.err" ] && ok "no warning with gnuplot installed" || bad "warnings: $(cat "$TMP/out.err")"

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -131,6 +132,46 @@ TEST(Distributed, GlobalShuffleTrainingIsWorldSizeInvariant) {
     fs::remove_all(dir);
   }
   world().barrier();
+}
+
+// The label-free selection score of the final evaluation: every rank's rows are scored
+// with the noise of the fixed-seed blocks of the whole data set and the sums reduced, so
+// the score is the same at any world size and shuffle mode (up to summation order), and
+// it never reads the labels.
+TEST(Distributed, SelectionScoreIsTheSameAtAnyWorldSizeAndWithoutLabels) {
+  const std::string dir = shared_tmpdir();
+  if (world().rank() == 0) data::prepare_synthetic(dir + "/s.h5", 1001, 8, 3, 4);
+  world().barrier();
+  for (const char* name : {"vade", "aegmm", "kdae"}) {
+    std::vector<double> values;
+    on_world_and_alone([&](dist::Communicator& comm, bool) {
+      for (const char* mode : {"shard", "global"}) {
+        RunConfig cfg = RunConfig::load("", {"--data.path=" + dir + "/s.h5", std::string("--data.shuffle=") + mode,
+                                             std::string("--model.name=") + name, "--model.hidden=8",
+                                             "--model.clusters=4", "--model.latent=2", "--kdae.hidden=4"});
+        auto data = train::load_train_data(comm, cfg);
+        torch::manual_seed(5);  // the same parameters on every rank and in every world
+        auto model = models::make_model(cfg, data.d, true);
+        model->set_stage(int64_t(model->recipe(cfg).size()) - 1);
+        model->eval();
+        auto r = train::evaluate(comm, *model, data, /*batch=*/64, nullptr, /*selection=*/true);
+        ASSERT_TRUE(r.selection) << name;
+        EXPECT_TRUE(std::isfinite(r.selection->value)) << name;
+        values.push_back(r.selection->value);
+        data.y = torch::Tensor();  // no labels: the same score
+        data.num_classes = 0;
+        auto u = train::evaluate(comm, *model, data, 64, nullptr, true);
+        ASSERT_TRUE(u.selection);
+        EXPECT_EQ(u.selection->value, r.selection->value) << name << " " << mode;
+        EXPECT_EQ(u.selection->criterion, r.selection->criterion);
+        EXPECT_FALSE(train::evaluate(comm, *model, data, 64).selection) << "only when asked for";
+      }
+    });
+    // float32 sums of differently cut blocks: equal to rounding.
+    for (double v : values) EXPECT_NEAR(v, values[0], 1e-5 * std::abs(values[0])) << name;
+  }
+  world().barrier();
+  if (world().rank() == 0) fs::remove_all(dir);
 }
 
 // Sharded evaluation counts every sample once: the contingency total is N at any W.

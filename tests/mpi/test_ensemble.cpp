@@ -146,6 +146,9 @@ TEST(Ensemble, MembersFollowTheSeparateRunsOfTheirSeeds) {
     train::Trainer t(world(), small_config(dir, alone, seeds[i]));
     auto r = t.run(false);
     EXPECT_NEAR(results[i].eval.scores.acc, r.eval.scores.acc, 0.01) << "seed " << seeds[i];
+    // The member's label-free selection score is its separate run's (same fixed noise).
+    ASSERT_TRUE(results[i].eval.selection && r.eval.selection);
+    EXPECT_NEAR(results[i].eval.selection->value, r.eval.selection->value, 1e-3 * std::abs(r.eval.selection->value));
     std::vector<torch::Tensor> got = ens.member_parameters(i);
     std::vector<torch::Tensor> want = t.model().parameters();
     ASSERT_EQ(got.size(), want.size());
@@ -161,6 +164,8 @@ TEST(Ensemble, MembersFollowTheSeparateRunsOfTheirSeeds) {
       auto m = train::model_from_checkpoint(dirs[i] + "/checkpoint.h5", &cfg);
       EXPECT_EQ(cfg.train.seed, seeds[i]);
       EXPECT_TRUE(fs::exists(dirs[i] + "/samples.png"));
+      std::ifstream in(dirs[i] + "/result.json");
+      EXPECT_EQ(nlohmann::json::parse(in)["selection"]["criterion"], "elbo");
     }
   }
   world().barrier();

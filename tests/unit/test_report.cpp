@@ -258,9 +258,10 @@ TEST(ReportTable, BestPerColumnAmongModelsWithValues) {
   EXPECT_EQ(rep.cell("aegmm", "har"), nullptr) << "no run, no cell";
 
   const std::string md = to_markdown(rep);
-  EXPECT_CONTAINS(md, "| kdvae | **94.00 ± 1.41** | 93.00 / 94.00 / 95.00 |");
-  EXPECT_CONTAINS(md, "| vade | 85.00 ± 7.07 | 80.00 / 85.00 / 90.00 | **70.00 ± –** |");
-  EXPECT_CONTAINS(md, "| aegmm | n/a |  |  |  |  |  |");
+  // (These runs have no selection score: the pick column says "no pick".)
+  EXPECT_CONTAINS(md, "| kdvae | **94.00 ± 1.41** | 93.00 / 94.00 / 95.00 | no pick |");
+  EXPECT_CONTAINS(md, "| vade | 85.00 ± 7.07 | 80.00 / 85.00 / 90.00 | no pick | **70.00 ± –** |");
+  EXPECT_CONTAINS(md, "| aegmm | n/a |  | no pick |  |  |  |  |  |  |");
   EXPECT_CONTAINS(md, "| 0 finished, 1 failed |");
   EXPECT_CONTAINS(md, "## Failed runs");
 
@@ -339,9 +340,9 @@ TEST(ReportPaper, ReadsPercentagesAndShowsTheColumn) {
   EXPECT_FALSE(rep.cell("gmvae", "mnist")->paper);
   const std::string md = to_markdown(rep);
   EXPECT_CONTAINS(md, "| mnist paper |");
-  EXPECT_CONTAINS(md, "| vade-quick | 90.00 ± – | 90.00 / 90.00 / 90.00 | 94.43 ± 0.10 |");
-  EXPECT_CONTAINS(md, "| kdvae-quick | **95.00 ± –** | 95.00 / 95.00 / 95.00 | 97.87 |");
-  EXPECT_CONTAINS(md, "| gmvae | 80.00 ± – | 80.00 / 80.00 / 80.00 |  |");
+  EXPECT_CONTAINS(md, "| vade-quick | 90.00 ± – | 90.00 / 90.00 / 90.00 | no pick | 94.43 ± 0.10 |");
+  EXPECT_CONTAINS(md, "| kdvae-quick | **95.00 ± –** | 95.00 / 95.00 / 95.00 | no pick | 97.87 |");
+  EXPECT_CONTAINS(md, "| gmvae | 80.00 ± – | 80.00 / 80.00 / 80.00 | no pick |  |");
   EXPECT_EQ(md.find("har paper"), std::string::npos) << "no paper numbers for har, no column";
   EXPECT_NE(md.find("| mnist paper |", md.find("## NMI")), std::string::npos) << "kdvae has an NMI";
   EXPECT_EQ(md.find("| mnist paper |", md.find("## ARI")), std::string::npos) << "no ARI numbers for mnist";
@@ -394,9 +395,9 @@ TEST(ReportFormat, RunsCsvQuotesErrorsWithCommasAndQuotes) {
   Report rep = build_report("R", make_tree({run("vade", "mnist", 0, 0.75), failed}));
   const std::string csv = runs_csv(rep);
   EXPECT_EQ(csv,
-            "dataset,model,seed,status,acc,nmi,ari,seconds,epochs,world_size,error\n"
-            "mnist,vade,0,finished,0.75,0.65,0.55,100,,,\n"
-            "mnist,vade,3,failed,,,,,,,\"out of memory, rank 1: \"\"cuda\"\"\"\n");
+            "dataset,model,seed,status,acc,nmi,ari,seconds,epochs,world_size,selection_criterion,selection,error\n"
+            "mnist,vade,0,finished,0.75,0.65,0.55,100,,,,,\n"
+            "mnist,vade,3,failed,,,,,,,,,\"out of memory, rank 1: \"\"cuda\"\"\"\n");
   EXPECT_CONTAINS(to_markdown(rep), "- mnist/vade/seed-3: out of memory, rank 1: \"cuda\"");
 }
 
@@ -510,6 +511,150 @@ TEST(ReportPlot, WithoutGnuplotAPlotIsSkippedNotAnError) {
   EXPECT_CONTAINS(why, "gnuplot not found");
   EXPECT_CONTAINS(why2, "gnuplot not found");
   EXPECT_TRUE(t.entries().empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// The label-free pick
+
+// A finished run with a selection score (criterion "elbo", higher is better).
+RunRecord scored(const std::string& model, int64_t seed, std::optional<double> acc, std::optional<double> score,
+                 const std::string& criterion = "elbo") {
+  RunRecord r = run(model, "mnist", seed, acc);
+  r.selection_criterion = criterion;
+  r.selection = score;
+  return r;
+}
+
+TEST(ReportPick, BestScoreWinsWhateverTheLabelsSay) {
+  // Seed 1 has the best ELBO and the worst ACC: it is picked, ACC plays no part.
+  std::vector<RunRecord> runs = {scored("vade", 0, 0.95, -90.0), scored("vade", 1, 0.60, -80.5),
+                                 scored("vade", 2, 0.90, -85.0)};
+  Pick p = pick_run(runs);
+  ASSERT_TRUE(p.index) << p.reason;
+  EXPECT_EQ(runs[*p.index].seed, 1);
+  // Any labels give the same pick: every ACC/NMI/ARI changed or removed.
+  for (auto& r : runs) {
+    r.acc = r.acc ? std::optional<double>(1.0 - *r.acc) : std::nullopt;
+    r.nmi = r.ari = std::nullopt;
+  }
+  EXPECT_EQ(*pick_run(runs).index, *p.index);
+  // Lower-is-better criteria pick the smallest value.
+  for (auto& r : runs) {
+    r.selection_criterion = "loss";
+    r.selection_higher_is_better = false;
+    *r.selection = -*r.selection;
+  }
+  EXPECT_EQ(runs[*pick_run(runs).index].seed, 1);
+}
+
+TEST(ReportPick, TiesGoToTheLowestSeedInAnyOrder) {
+  std::vector<RunRecord> runs = {scored("vade", 5, 0.7, -80.0), scored("vade", 2, 0.8, -80.0),
+                                 scored("vade", 9, 0.9, -81.0)};
+  EXPECT_EQ(runs[*pick_run(runs).index].seed, 2);
+  std::swap(runs[0], runs[1]);
+  EXPECT_EQ(runs[*pick_run(runs).index].seed, 2);
+}
+
+TEST(ReportPick, FailedAndUnfinishedRunsAreNeverPicked) {
+  // A failed or unfinished run holding a (stale) better score stays out.
+  RunRecord failed = scored("vade", 0, std::nullopt, -10.0), live = scored("vade", 1, std::nullopt, -20.0);
+  failed.status = RunStatus::Failed;
+  live.status = RunStatus::Unfinished;
+  std::vector<RunRecord> runs = {failed, live, scored("vade", 2, 0.7, -90.0), scored("vade", 3, 0.8, -95.0)};
+  EXPECT_EQ(runs[*pick_run(runs).index].seed, 2);
+  // Nothing finished: no pick.
+  Pick none = pick_run({failed, live});
+  EXPECT_FALSE(none.index);
+  EXPECT_EQ(none.reason, "no finished run");
+}
+
+TEST(ReportPick, MissingScoresAndMixedCriteriaAreNoPickWithAReason) {
+  // An older result.json without "selection": the pick would be over some seeds only.
+  RunRecord old = run("vade", "mnist", 4, 0.99);
+  Pick p = pick_run({scored("vade", 0, 0.7, -90.0), old});
+  EXPECT_FALSE(p.index);
+  EXPECT_EQ(p.reason,
+            "seed 4 has no selection score (an older result.json; `mixvae train --config RUN/config.ini --resume` "
+            "scores a finished run without training it)");
+  RunRecord old2 = run("vade", "mnist", 5, 0.5);
+  EXPECT_CONTAINS(pick_run({old, old2}).reason, "seed 4, seed 5 have no selection score");
+  // Different criteria are not comparable.
+  p = pick_run({scored("vade", 0, 0.7, -90.0), scored("vade", 1, 0.7, -80.0, "max_elbo")});
+  EXPECT_FALSE(p.index);
+  EXPECT_EQ(p.reason, "the runs' selection criteria differ (elbo, max_elbo)");
+  // A score that was not finite (null) is never picked; the others still are.
+  std::vector<RunRecord> runs = {scored("vade", 0, 0.7, std::nullopt), scored("vade", 1, 0.6, -95.0)};
+  EXPECT_EQ(runs[*pick_run(runs).index].seed, 1);
+  p = pick_run({scored("vade", 0, 0.7, std::nullopt)});
+  EXPECT_FALSE(p.index);
+  EXPECT_EQ(p.reason, "no finished run has a finite selection score");
+}
+
+TEST(ReportPick, ScanReadsTheScoreAndRejectsAGarbledOne) {
+  TempDir t;
+  auto put = [&](const std::string& rel, double acc, const json& selection) {
+    json j = {{"acc", acc}, {"nmi", 0.5}, {"ari", 0.4}, {"seconds", 10}};
+    if (!selection.is_null()) j["selection"] = selection;
+    write(t / (rel + "/result.json"), j.dump());
+  };
+  put("mnist/vade/seed-0", 0.9, {{"criterion", "elbo"}, {"value", -101.5}, {"higher_is_better", true}});
+  put("mnist/vade/seed-1", 0.6, {{"criterion", "elbo"}, {"value", -99.25}, {"higher_is_better", true}});
+  put("mnist/vade/seed-2", 0.8, {{"criterion", "elbo"}, {"value", nullptr}});  // not finite
+  status(t, "mnist/vade/seed-3", "failed", "diverged");
+  put("mnist/kdvae/seed-0", 0.7, nullptr);  // an older result.json
+  Report rep = build_report(t.path(), scan_runs(t.path()));
+  const Cell* vade = rep.cell("vade", "mnist");
+  ASSERT_TRUE(vade && vade->pick) << (vade ? vade->no_pick : "no cell");
+  EXPECT_EQ(vade->pick->seed, 1);
+  EXPECT_DOUBLE_EQ(*vade->pick->selection, -99.25);
+  EXPECT_DOUBLE_EQ(*vade->pick->acc, 0.6);
+  const Cell* kdvae = rep.cell("kdvae", "mnist");
+  ASSERT_TRUE(kdvae);
+  EXPECT_FALSE(kdvae->pick);
+  EXPECT_CONTAINS(kdvae->no_pick, "seed 0 has no selection score");
+
+  // Markdown: the pick column beside mean ± std and min / median / max, and the pick table.
+  const std::string md = to_markdown(rep);
+  EXPECT_CONTAINS(md, "| model | mnist | mnist min / median / max | mnist label-free pick |");
+  EXPECT_CONTAINS(md, "| vade | **76.67 ± 15.28** | 60.00 / 80.00 / 90.00 | 60.00 (seed 1) |");
+  EXPECT_CONTAINS(md, "| kdvae | 70.00 ± – | 70.00 / 70.00 / 70.00 | no pick |");
+  EXPECT_CONTAINS(md, "| vade | mnist | elbo | 1 | -99.2500 | 60.00 | 50.00 | 40.00 |");
+  EXPECT_CONTAINS(md, "| kdvae | mnist | no pick: seed 0 has no selection score");
+  // CSV and JSON carry it too.
+  const std::string csv = to_csv(rep);
+  EXPECT_CONTAINS(csv, ",pick_seed,pick_criterion,pick_score,pick_higher_is_better,pick_acc,pick_nmi,pick_ari,no_pick");
+  EXPECT_CONTAINS(csv, ",1,elbo,-99.25,1,0.6,0.5,0.4,\n");
+  EXPECT_CONTAINS(csv, ",,,,,,,,seed 0 has no selection score");
+  json j = json::parse(to_json(rep));
+  for (const auto& c : j["cells"]) {
+    if (c["model"] == "vade") {
+      EXPECT_EQ(c["pick"]["seed"], 1);
+      EXPECT_EQ(c["pick"]["dir"], "mnist/vade/seed-1");
+      EXPECT_EQ(c["pick"]["criterion"], "elbo");
+      EXPECT_DOUBLE_EQ(c["pick"]["score"].get<double>(), -99.25);
+      EXPECT_DOUBLE_EQ(c["pick"]["acc"].get<double>(), 0.6);
+      EXPECT_TRUE(c["no_pick"].is_null());
+    } else {
+      EXPECT_TRUE(c["pick"].is_null());
+      EXPECT_CONTAINS(c["no_pick"].get<std::string>(), "no selection score");
+    }
+  }
+  for (const auto& r : j["runs"])
+    if (r["model"] == "vade" && r["seed"] == 0)
+      EXPECT_DOUBLE_EQ(r["selection"]["value"].get<double>(), -101.5);
+    else if (r["model"] == "kdvae")
+      EXPECT_TRUE(r["selection"].is_null());
+  EXPECT_CONTAINS(runs_csv(rep), "mnist,vade,2,finished,0.8,0.5,0.4,10,,,elbo,,\n");
+
+  // A garbled "selection" is one error naming the file.
+  put("mnist/vade/seed-0", 0.9, json("elbo"));
+  auto msg = test::data_error_of([&] { scan_runs(t.path()); });
+  EXPECT_CONTAINS(msg, "mnist/vade/seed-0/result.json");
+  EXPECT_CONTAINS(msg, "\"selection\" is string, expected an object");
+  put("mnist/vade/seed-0", 0.9, {{"value", 1.0}});
+  EXPECT_CONTAINS(test::data_error_of([&] { scan_runs(t.path()); }), "\"selection\" has no \"criterion\" string");
+  put("mnist/vade/seed-0", 0.9, {{"criterion", "elbo"}, {"value", "high"}});
+  EXPECT_CONTAINS(test::data_error_of([&] { scan_runs(t.path()); }), "\"value\" is string");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -94,6 +95,47 @@ TEST_F(TrainerTest, WritesEveryOutput) {
   // The resolved config re-creates the run.
   auto back = RunConfig::load(fs::path(dir / "run") / "config.ini", {});
   EXPECT_EQ(back.hash(), small_config(dir / "data.h5", dir / "run", 2).hash());
+}
+
+// The final model's label-free selection score: in result.json and on the last line of
+// metrics.jsonl (VaDE: the last training epoch's; AE+GMM, whose recipe ends with the
+// mixture fit: that stage's), the mean per row over every row with the fixed noise seed,
+// so evaluating the saved checkpoint gives it again; resuming the finished run re-scores
+// it on the same line.
+TEST_F(TrainerTest, SelectionScoreIsStoredAndReproducible) {
+  auto comm = dist::make_self_communicator();
+  for (const std::string name : {"vade", "aegmm"}) {
+    const std::string out = dir / ("run-" + name);
+    const RunConfig cfg = model_config(dir / "data.h5", out, 2, name);
+    train::Trainer t(*comm, cfg);
+    const auto r = t.run(false);
+    ASSERT_TRUE(r.eval.selection) << name;
+    std::ifstream in(fs::path(out) / "result.json");
+    const auto sel = nlohmann::json::parse(in)["selection"];
+    EXPECT_EQ(sel["criterion"], name == "vade" ? "elbo" : "gmm_loglik_minus_recon");
+    EXPECT_EQ(sel["higher_is_better"], true);
+    EXPECT_EQ(sel["noise_seed"].get<uint64_t>(), train::kSelectionNoiseSeed);
+    EXPECT_DOUBLE_EQ(sel["value"].get<double>(), r.eval.selection->value);
+    EXPECT_TRUE(std::isfinite(r.eval.selection->value));
+    const auto lines = metrics_of(out);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines.back()["stage"], name == "vade" ? "train" : "mixture_init");
+    EXPECT_EQ(lines.back()["selection"], sel);
+    for (size_t i = 0; i + 1 < lines.size(); ++i) EXPECT_FALSE(lines[i].contains("selection")) << name << " " << i;
+
+    RunConfig back;
+    auto model = train::model_from_checkpoint(fs::path(out) / "checkpoint.h5", &back);
+    auto data = train::load_train_data(*comm, back);
+    const auto e = train::evaluate(*comm, *model, data, 0, nullptr, /*selection=*/true);
+    ASSERT_TRUE(e.selection);
+    EXPECT_DOUBLE_EQ(e.selection->value, r.eval.selection->value) << name;
+
+    train::Trainer again(*comm, cfg);
+    again.run(true);
+    const auto relines = metrics_of(out);
+    EXPECT_EQ(relines.size(), lines.size()) << name;
+    EXPECT_EQ(relines.back()["selection"], sel) << name;
+  }
 }
 
 // train.precision = bf16 end to end (VaDE: Mlp; k-DVAE: StackedMlp). Training
