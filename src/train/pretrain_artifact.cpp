@@ -93,8 +93,9 @@ PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& f
     << (cfg.model.init_fits != 1 ? "model.init_fits=" + std::to_string(cfg.model.init_fits) + "\n"
                                  : "")  // 1: keys as before
     << (cfg.model.init == "umap" ? "model.umap_neighbors=" + std::to_string(cfg.model.umap_neighbors) +
-                                       "\nmodel.umap_epochs=" + std::to_string(cfg.model.umap_epochs) +
-                                       "\nmodel.umap_init=" + cfg.model.umap_init + "\n"
+                                       "\nmodel.umap_epochs=" + std::to_string(cfg.model.umap_epochs) + "\n" +
+                                       (cfg.model.umap_init != "pca" ? "model.umap_init=" + cfg.model.umap_init + "\n"
+                                                                     : std::string())  // pca: keys as before
                                  : "")
     << "train.epochs=" << cfg.train.epochs << "\n"
     << "train.batch_size=" << cfg.train.batch_size << "\n"
