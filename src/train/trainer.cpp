@@ -297,20 +297,24 @@ TrainResult Trainer::run(bool resume) {
     log::warn(
         "train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
         "slower than fp32 here (25-34x measured on AVX2, docs/performance.md)");
-  // NCCL needs a GPU of its own per rank: with more ranks on a node than GPUs, `auto`
-  // keeps the MPI path (host copies), and `nccl` is refused with a clear message.
-  bool shared_gpu = false;
-  if (device_.is_cuda()) {
-    int local = local_ranks(), gpus = int(torch::cuda::device_count());
-    shared_gpu = comm_.all_reduce_value<int64_t>(local > gpus ? 1 : 0, dist::ReduceOp::Max) != 0;
+  // NCCL needs a GPU of its own per rank. Two ranks on one GPU are told apart by host name
+  // and PCI bus id (not by counting ranks per node against the GPUs a process sees: with
+  // --gpus-per-task=1 each rank sees one, its own); then `auto` keeps the MPI path (host
+  // copies) with a warning, and `nccl` is refused with a clear message.
+  std::string shared_gpu;  // "" or which ranks share which GPU
+  if (device_.is_cuda() && comm_.size() > 1 && dist::nccl_available()) {
+    const std::vector<dist::GpuSeat> seats = dist::gpu_seats(comm_, int(device_.index()));
+    shared_gpu = dist::describe_shared_gpu(seats, dist::shared_gpu_ranks(seats));
   }
   dist::agree(comm_, [&] {
-    if (cfg_.dist.backend == "nccl" && shared_gpu && comm_.size() > 1)
-      throw UsageError(
-          "dist.backend = nccl needs one GPU per rank, but a node runs more ranks than it has GPUs "
-          "(start fewer ranks per node, or use dist.backend = mpi or auto)");
+    if (cfg_.dist.backend == "nccl" && !shared_gpu.empty())
+      throw UsageError("dist.backend = nccl needs one GPU per rank, but " + shared_gpu +
+                       " (start at most one rank per GPU, or use dist.backend = mpi or auto)");
   });
-  if (device_.is_cuda() && comm_.size() > 1 && cfg_.dist.backend != "mpi" && dist::nccl_available() && !shared_gpu) {
+  if (!shared_gpu.empty() && cfg_.dist.backend == "auto")
+    log::warn("GPU collectives go through MPI (host copies), not NCCL: " + shared_gpu);
+  if (device_.is_cuda() && comm_.size() > 1 && cfg_.dist.backend != "mpi" && dist::nccl_available() &&
+      shared_gpu.empty()) {
     // Gradients and mixture statistics are all-reduced on the GPUs; host values still go
     // through comm_ (the NCCL communicator forwards host buffers to it).
     nccl_ = dist::make_nccl_communicator(comm_, int(device_.index()), cfg_.dist.timeout_s);
