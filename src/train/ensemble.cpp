@@ -285,6 +285,8 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
     if (!why.empty()) throw UsageError("ensemble: " + why);
     device_ = select_device(cfg_.dist.device, local_rank());
   });
+  // Every rank on a GPU or every rank on the CPU: the GPU-only collectives below must pair up.
+  agree_device_kind(comm_, device_.is_cuda());
   models::set_matmul_precision(cfg_.train.precision);
   data_ = load_train_data(comm_, cfg_);
   dist::agree(comm_, [&] { bernoulli_ = use_bernoulli(cfg_, data_.unit_interval); });

@@ -291,6 +291,8 @@ TrainResult Trainer::run(bool resume) {
     if (cfg_.dist.backend == "nccl" && !dist::nccl_available())
       throw UsageError("dist.backend = nccl, but this mixvae was built without NCCL (docs/gpu.md)");
   });
+  // Every rank on a GPU or every rank on the CPU: the GPU-only collectives below must pair up.
+  agree_device_kind(comm_, device_.is_cuda());
   models::set_matmul_precision(cfg_.train.precision);
   if (cfg_.train.precision == "bf16" && device_.is_cpu() && !__builtin_cpu_supports("avx512bf16") &&
       !__builtin_cpu_supports("amx-bf16"))

@@ -15,6 +15,7 @@
 #include "mixture/kmeans.h"
 #include "models/registry.h"
 #include "mpi_world.h"
+#include "train/device.h"
 #include "train/trainer.h"
 
 using namespace mixvae;
@@ -174,4 +175,27 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
   }
   world().barrier();
   if (world().rank() == 0) fs::remove_all(dir);
+}
+
+// dist.device = auto on a node without a visible GPU next to nodes with one: the ranks
+// must not go on with different devices (the GPU-only collectives would no longer pair
+// up); every rank gets the same one-line UsageError (exit code 2 from main), none hangs.
+TEST(Distributed, AMixOfCpuAndGpuRanksIsOneErrorOnEveryRank) {
+  train::agree_device_kind(world(), false);  // all on the CPU: fine
+  train::agree_device_kind(world(), true);   // all on GPUs: fine
+  if (world().size() < 2) GTEST_SKIP() << "needs 2 ranks for a mix";
+  std::string message;
+  try {
+    train::agree_device_kind(world(), world().rank() == 0);  // rank 0 on a GPU, the others on the CPU
+  } catch (const UsageError& e) {
+    message = e.what();
+  }
+  EXPECT_TRUE(dist::last_error_was_collective());
+  EXPECT_NE(message.find("dist.device"), std::string::npos) << message;
+  EXPECT_NE(message.find("GPU on 1 of " + std::to_string(world().size()) + " ranks"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  // Every rank holds the same message.
+  std::string on0 = message;
+  world().broadcast_string(on0, 0);
+  EXPECT_EQ(message, on0);
 }
