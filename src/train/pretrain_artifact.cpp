@@ -47,7 +47,8 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
   t << std::setprecision(17);  // every double exactly (0.002 and 0.0020001 differ)
   // The pretrained weights depend on these and nothing else: the initial weights (seed,
   // architecture), the data and its order (file, shuffle mode, ranks), the objective
-  // (likelihood, reconstruction weight) and the optimiser (the [pretrain] section).
+  // (likelihood, reconstruction weight) and the optimiser (the [pretrain] section). Every
+  // key named is one that changes training (changes_training, core/config.h).
   t << "family=" << k.family << "\n"
     << "data=" << data_identity(cfg.data.path) << "\n"
     << "data.shuffle=" << cfg.data.shuffle << "\n"
@@ -79,9 +80,10 @@ PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& f
   k.family = family;
   std::ostringstream t;
   t << std::setprecision(17);  // every double exactly (0.002 and 0.0020001 differ)
-  // Not in it: train.eval_every, collapse_warn, threads and [output] (they change what is
-  // logged, not what is trained; like the pretraining key, the intra-op thread count is
-  // left out although it changes the last bits of BLAS sums).
+  // Only keys that change training (changes_training, core/config.h: not train.threads,
+  // eval_every, collapse_warn, the dist speed keys or [output]; the thread count is left
+  // out although it changes the last bits of BLAS sums). Test:
+  // PretrainArtifact.KeysNameOnlyKeysThatChangeTraining.
   t << "stage=" << family << "@" << stage_index << "\n"
     << pre.text << "model.clusters=" << cfg.model.clusters << "\n"
     << "model.init=" << cfg.model.init << "\n"
