@@ -175,12 +175,16 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
   const size_t S = seeds_.size();
   const bool pre = stage.kind == models::StageKind::Pretrain;
   const int64_t batch = pre ? cfg_.pretrain.batch_size : cfg_.train.batch_size;
-  const uint64_t rank_tag = data_.global_mode ? 0 : uint64_t(comm_.rank()) + 1;
   // Each member's own data order: the plan a separate run of its seed would make.
   std::vector<EpochPlan> plans;
+  // (A mid-epoch checkpoint of another number of ranks: the rest re-planned, train_data.h.)
   for (uint64_t seed : seeds_)
-    plans.emplace_back(data_, comm_.rank(), comm_.size(), batch,
-                       models::mix_seed(seed, 1000 + stage_index, epoch, rank_tag));
+    plans.push_back(epoch_plan(
+        data_, comm_.rank(), comm_.size(), batch,
+        [&](int r) {
+          return models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : uint64_t(r) + 1);
+        },
+        mid ? mid->step : 0, mid ? int(mid->world_size) : 0));
   const int64_t steps = plans.front().steps();
   log::Progress progress(cfg_.output.progress && comm_.rank() == 0, stage.name, epoch + 1, stage.epochs, steps,
                          data_.n_global * int64_t(S));
@@ -332,6 +336,7 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
         if (!meta.dataset.empty() && meta.dataset != data_.name)
           throw UsageError(p + ": checkpoint was trained on dataset '" + meta.dataset + "', this run's data is '" +
                            data_.name + "'");
+        check_resume_config(p, meta, cfg_);
         load_checkpoint(p, *ens_, nullptr);
         resume_meta = meta;
       });
@@ -490,7 +495,10 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
         return results;
       }
     }
-    save_artifacts(stage, si);
+    if (resume && si == start_stage && !stage_start && resume_meta.world_size != comm_.size() && !artifact_dir_.empty())
+      log::info(stage.name + ": the members' artifacts are not saved (trained partly on another number of ranks)");
+    else
+      save_artifacts(stage, si);
   }
 
   // Every member becomes an ordinary finished run directory.

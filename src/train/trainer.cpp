@@ -129,8 +129,12 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
   model_->train(true);
   const uint64_t seed = cfg_.train.seed;
   const int64_t batch = stage.kind == models::StageKind::Pretrain ? cfg_.pretrain.batch_size : cfg_.train.batch_size;
-  EpochPlan plan(data_, comm_.rank(), comm_.size(), batch,
-                 models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : comm_.rank() + 1));
+  // A mid-epoch checkpoint continues with the rows its ranks had not reached, re-planned
+  // when it was written on another number of ranks.
+  const EpochPlan plan = epoch_plan(
+      data_, comm_.rank(), comm_.size(), batch,
+      [&](int r) { return models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : r + 1); },
+      mid ? mid->step : 0, mid ? int(mid->world_size) : 0);
   log::Progress progress(cfg_.output.progress, stage.name, epoch + 1, stage.epochs, plan.steps(), data_.n_global);
   double local_sum = 0, shown = 0;
   int64_t seen = 0, first_step = 0;
@@ -242,6 +246,25 @@ CheckpointMeta checkpoint_meta(const RunConfig& cfg, const std::string& model, c
   meta.data_file = ec ? std::string() : abs.lexically_normal().string();
   meta.world_size = world_size;
   return meta;
+}
+
+void check_resume_config(const std::string& path, const CheckpointMeta& meta, const RunConfig& cfg) {
+  RunConfig stored;
+  try {
+    stored = RunConfig::load_text(meta.config_ini, path + " (its config)");
+  } catch (const UsageError& e) {
+    throw UsageError(std::string(e.what()) +
+                     "; this mixvae cannot compare the checkpoint's config with this run's (resume with the mixvae "
+                     "that wrote it, or choose another output.dir to start afresh)");
+  }
+  stored.data.path = cfg.data.path;
+  const std::vector<std::string> diff = training_differences(stored, cfg);
+  if (diff.empty()) return;
+  std::string keys;
+  for (const auto& d : diff) keys += (keys.empty() ? "" : "; ") + d;
+  throw UsageError(path + ": the checkpoint was trained with other values of key(s) that change training: " + keys +
+                   " (checkpoint -> this run); resume with the checkpoint's values, or choose another output.dir to "
+                   "start afresh");
 }
 
 void check_finite(torch::nn::Module& model, const std::string& stage_name, int64_t epoch) {
@@ -371,12 +394,16 @@ TrainResult Trainer::run(bool resume) {
         if (!meta.dataset.empty() && meta.dataset != data_.name)
           throw UsageError(ckpt + ": checkpoint was trained on dataset '" + meta.dataset + "', this run's data (" +
                            data_.path + ") is '" + data_.name + "'");
+        check_resume_config(ckpt, meta, cfg_);
         load_checkpoint(p, *model_, nullptr);
       });
       if (!note.empty()) log::warn(note);
       start_stage = meta.stage_index;
       start_epoch = meta.epoch;
       resume_meta = meta;
+      // A stage trained partly on another number of ranks is not what its artifact key
+      // (which holds the world size) names.
+      if (meta.world_size != comm_.size() && (meta.epoch > 0 || meta.step > 0)) mixed_world_stage_ = meta.stage_index;
       lr_scale_ = meta.lr_scale;
       rollbacks_ = meta.rollbacks;
     }
@@ -399,6 +426,11 @@ TrainResult Trainer::run(bool resume) {
     keep_metrics_until(start_stage, start_epoch);
     log::info("resuming from " + resume_ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
               std::to_string(start_epoch));
+    if (resume_meta.world_size != comm_.size())
+      log::info(
+          "the checkpoint was written by " + std::to_string(resume_meta.world_size) + " rank(s), this run has " +
+          std::to_string(comm_.size()) +
+          (resume_meta.step > 0 ? ": the rows of the stopped epoch not trained yet are re-planned for them" : ""));
   }
 
   TrainResult result;
@@ -709,6 +741,10 @@ void Trainer::save_artifact(const models::Stage& stage, int64_t stage_index) {
   std::vector<torch::Tensor> params;
   if (!artifact_of(stage, stage_index, &key, &params)) return;
   const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
+  if (stage_index == mixed_world_stage_) {
+    log::info(stage.name + ": not saved as the artifact " + path + " (trained partly on another number of ranks)");
+    return;
+  }
   artifacts_[key.family] = "saved:" + path;
   on_rank0([&] {
     torch::NoGradGuard ng;
