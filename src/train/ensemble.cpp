@@ -126,14 +126,14 @@ bool EnsembleTrainer::reuse_artifacts(const models::Stage& stage, int64_t stage_
   if (!pre && (stage.kind != models::StageKind::Main || stage.artifact.empty())) return false;
   std::vector<PretrainKey> keys;
   std::vector<std::string> paths;
-  int64_t present = 0;
   for (const auto& c : member_cfg_) {
     keys.push_back(pre ? pretrain_key(c, comm_.size()) : stage_key(c, comm_.size(), stage.artifact, stage_index));
     paths.push_back((fs::path(artifact_dir_) / keys.back().file_name()).string());
-    present += comm_.rank() == 0 && fs::exists(paths.back()) ? 1 : 0;
   }
   if (keys.front().family.empty()) return false;
-  if (comm_.all_reduce_value<int64_t>(present) != int64_t(seeds_.size())) return false;
+  // As in Trainer::reuse_artifact: artifacts another process is making are waited for;
+  // otherwise this ensemble makes the missing ones, holding their locks until saved.
+  if (!await_artifacts(comm_, paths, &artifact_locks_, step_hook_)) return false;
   for (size_t i = 0; i < seeds_.size(); ++i) {
     ens_->load_member(int64_t(i), *vade_);
     std::vector<torch::Tensor> params = pre ? vade_->pretrain_parameters() : vade_->artifact_parameters(stage.artifact);
@@ -165,6 +165,7 @@ void EnsembleTrainer::save_artifacts(const models::Stage& stage, int64_t stage_i
   }
   log::info(stage.name + ": saved the artifacts of all " + std::to_string(seeds_.size()) + " members to " +
             artifact_dir_);
+  artifact_locks_.clear();  // released: the waiting runs load them now
 }
 
 std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch,
@@ -204,6 +205,7 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
   }
   for (int64_t s = first_step; s < steps; ++s) {
     if (step_hook_) step_hook_();
+    for (auto& lock : artifact_locks_) lock.heartbeat();  // rank 0, while it makes artifacts
     std::vector<torch::Tensor> xs, eps, inputs;
     StepSlice first;
     const double p = cfg_.pretrain.input_dropout;

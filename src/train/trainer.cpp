@@ -156,6 +156,7 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
   times_ = EpochTimes{};
   for (int64_t s = first_step; s < plan.steps(); ++s) {
     if (step_hook_) step_hook_();
+    for (auto& lock : artifact_locks_) lock.heartbeat();  // rank 0, while it makes an artifact
     const double t_start = now_s();
     StepSlice sl = plan.step(s);
     torch::Tensor xb = data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_));
@@ -371,7 +372,7 @@ TrainResult Trainer::run(bool resume) {
   dist::agree(comm_, [&] {
     if (comm_.rank() == 0) {
       if (resume) require_checkpoint(ckpt);
-      // Temporaries were left by a process killed while writing (checkpoint.h5.tmp.<pid>,
+      // Temporaries were left by a process killed while writing (checkpoint.h5.tmp.<pid>.<token>.<host>,
       // ...): never read, only taking space; claim_dir removes them once it holds the lock.
       int removed = 0;
       dir_lock = claim_dir(cfg_.output.dir, &removed);
@@ -726,9 +727,10 @@ bool Trainer::reuse_artifact(const models::Stage& stage, int64_t stage_index) {
   std::vector<torch::Tensor> params;
   if (!artifact_of(stage, stage_index, &key, &params)) return false;
   const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
-  // Every rank must take the same branch: rank 0 looks, the others follow.
-  const bool present = comm_.all_reduce_value<int64_t>(comm_.rank() == 0 && fs::exists(path) ? 1 : 0) != 0;
-  if (!present) return false;
+  // Every rank takes the same branch (rank 0 looks, the others follow); while another
+  // process (another array slice, another sweep) makes the same artifact, this waits for
+  // it; otherwise this run makes it, holding its lock until save_artifact.
+  if (!await_artifacts(comm_, {path}, &artifact_locks_, step_hook_)) return false;
   dist::agree(comm_, [&] { load_pretrained(path, key, params); });
   artifacts_[key.family] = "reused:" + path;
   log::info(stage.name + ": reused the artifact " + path + " (the same " +
@@ -743,6 +745,7 @@ void Trainer::save_artifact(const models::Stage& stage, int64_t stage_index) {
   const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
   if (stage_index == mixed_world_stage_) {
     log::info(stage.name + ": not saved as the artifact " + path + " (trained partly on another number of ranks)");
+    artifact_locks_.clear();  // another run makes it
     return;
   }
   artifacts_[key.family] = "saved:" + path;
@@ -751,6 +754,7 @@ void Trainer::save_artifact(const models::Stage& stage, int64_t stage_index) {
     train::save_pretrained(path, key, params, cfg_.output.dir);
     log::info(stage.name + ": saved the artifact " + path);
   });
+  artifact_locks_.clear();  // released: the waiting runs load it now
 }
 
 const std::string& Trainer::pretrain_artifact() const { return artifact(models::pretrain_family(cfg_.model.name)); }

@@ -121,7 +121,8 @@ class Trainer {
   std::string artifact_dir_;
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
   int64_t rollbacks_ = 0;
-  int64_t mixed_world_stage_ = -1;  // a resumed stage begun on another number of ranks: its artifact is not saved
+  std::vector<LockFile> artifact_locks_;  // rank 0: the artifacts this run makes (pretrain_artifact.h)
+  int64_t mixed_world_stage_ = -1;        // a resumed stage begun on another number of ranks: its artifact is not saved
 
   // `mid`, when given, is a checkpoint taken inside this epoch: its steps are skipped and
   // its running sums continued. A stop request agreed by all ranks ends the epoch after
