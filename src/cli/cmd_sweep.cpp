@@ -72,10 +72,12 @@ void write_status(const std::string& dir, const std::string& status, const std::
 // Whether INI text written by an earlier invocation (a run's config.ini, a checkpoint's
 // config) describes the planned run. Compared after loading it with this binary's
 // defaults, so a mixvae that gained a config key (at its default) still recognises the
-// runs an older one finished; a hash of the text would not.
+// runs an older one finished; a hash of the text would not. Only the keys that change
+// training count (changes_training, core/config.h): a resubmission with another
+// --cpus-per-task (train.threads) or output settings is the same run.
 bool same_config(const std::string& ini_text, const std::string& origin, const RunConfig& planned) {
   try {
-    return RunConfig::load_text(ini_text, origin).to_ini() == planned.to_ini();
+    return training_differences(RunConfig::load_text(ini_text, origin), planned).empty();
   } catch (const std::exception&) {
     return false;  // a key this binary no longer knows, a bad value: not the planned run
   }

@@ -437,6 +437,56 @@ std::string RunConfig::hash() const {
   return sha256_bytes(text.data(), text.size()).substr(0, 16);
 }
 
+namespace {
+struct Values {
+  bool all_sections = false;
+  std::vector<std::pair<std::string, std::string>> kv;  // in to_ini() order
+  template <class T>
+  void operator()(const char* s, const char* k, T& field, const std::string&) {
+    kv.emplace_back(std::string(s) + "." + k, to_text(field));
+  }
+};
+std::vector<std::pair<std::string, std::string>> ordered_values(const RunConfig& c) {
+  RunConfig copy = c;
+  Values v;
+  visit(copy, v);
+  return std::move(v.kv);
+}
+}  // namespace
+
+std::map<std::string, std::string> RunConfig::values() const {
+  auto kv = ordered_values(*this);
+  return {kv.begin(), kv.end()};
+}
+
+bool changes_training(const std::string& full_key) {
+  static const char* const kNeutral[] = {"train.threads", "train.eval_every", "train.collapse_warn", "dist.bucket_mb",
+                                         "dist.overlap",  "dist.backend",     "dist.timeout_s"};
+  if (full_key.rfind("output.", 0) == 0) return false;
+  for (const char* k : kNeutral)
+    if (full_key == k) return false;
+  return true;
+}
+
+std::vector<std::string> training_differences(const RunConfig& a, const RunConfig& b) {
+  const auto va = ordered_values(a);
+  const auto vb = b.values();
+  std::vector<std::string> out;
+  std::map<std::string, bool> seen;
+  for (const auto& [k, v] : va) {
+    seen[k] = true;
+    if (!changes_training(k)) continue;
+    auto it = vb.find(k);
+    if (it == vb.end())
+      out.push_back(k + " (" + v + " -> unset)");
+    else if (it->second != v)
+      out.push_back(k + " (" + v + " -> " + it->second + ")");
+  }
+  for (const auto& [k, v] : vb)  // another model's section
+    if (!seen.count(k) && changes_training(k)) out.push_back(k + " (unset -> " + v + ")");
+  return out;
+}
+
 void register_options(const std::vector<OptionSpec>& specs) {
   for (const auto& s : specs)
     if (!find_spec(s.section + "." + s.key)) option_table().push_back(s);

@@ -132,12 +132,27 @@ struct RunConfig {
   std::string to_ini() const;
   // Stable hash of to_ini() (hex), stored in checkpoints.
   std::string hash() const;
+  // "section.key" -> value as to_ini() writes it, for every key of to_ini().
+  std::map<std::string, std::string> values() const;
   // Cross-key checks (K >= 2, epochs >= 0, positive learning rates, ...).
   void validate() const;
 };
 
 // Every valid "section.key" with its help text, for --help.
 std::string config_help();
+
+// Whether a key can change what a run trains (its parameters, hence its scores). The keys
+// that cannot say how fast a run goes or what it logs and where: train.threads (like the
+// other speed keys, it moves only the last bits of float sums), train.eval_every,
+// train.collapse_warn, dist.bucket_mb, dist.overlap, dist.backend, dist.timeout_s and
+// [output]. This is the one list of them: a sweep's skip/resume check, --resume's config
+// check and the artifact keys (train/pretrain_artifact.cpp, which name only keys that
+// change training) all go by it.
+bool changes_training(const std::string& full_key);
+// The keys that change training whose values differ between a and b ("section.key (a's
+// value -> b's value)"), in to_ini() order; empty when a run of a would train what a run
+// of b trains.
+std::vector<std::string> training_differences(const RunConfig& a, const RunConfig& b);
 
 // Program_options' message for e. Boost 1.74 fills its message templates by replacing a
 // placeholder ("%value%", "%invalid_line%", ...) with the input until none is left, so an

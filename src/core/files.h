@@ -10,8 +10,13 @@ namespace mixvae {
 // The whole file; DataError "PATH: cannot read: reason".
 std::string read_text_file(const std::string& path);
 
-// The temporary file an atomic write of `path` goes to: "PATH.tmp.<pid>", in the same
-// folder (so the rename is atomic) and per process. Every atomic writer uses it, so that
+// This machine's host name ("?" when it has none).
+std::string host_name();
+
+// The temporary file an atomic write of `path` goes to, in the same folder (so the rename
+// is atomic): "PATH.tmp.<pid>.<token>.<host>", token = a random number drawn once per
+// process and a counter. Unique per call, also across hosts (two nodes, or containers,
+// with the same pid on a shared file system). Every atomic writer uses it, so that
 // remove_stale_temporaries() knows what a killed writer leaves behind.
 std::string temporary_path(const std::string& path);
 
@@ -19,7 +24,7 @@ std::string temporary_path(const std::string& path);
 // "PATH: cannot sync to disk: reason" (a full disk with delayed allocation, an I/O error).
 void sync_or_throw(const std::string& path);
 
-// Writes text to path atomically: PATH.tmp.<pid>, flushed and fsynced, renamed over PATH,
+// Writes text to path atomically: temporary_path(PATH), flushed and fsynced, renamed over PATH,
 // the folder fsynced. DataError "PATH: cannot write: reason"; no temporary file is left.
 void write_file_atomic(const std::string& path, const std::string& text);
 
@@ -53,10 +58,51 @@ class DirLock {
   int fd_ = -1;
 };
 
+// A lock file made with O_CREAT | O_EXCL, which works across hosts on a shared file system
+// (flock may not): who makes a thing that independent processes need (a sweep's artifacts,
+// made once although array slices and other sweeps share RUNS/pretrained). It holds the
+// owner's host and pid; its modification time is a heartbeat the owner refreshes. A lock
+// whose owner is gone is stale and taken over: on this host when its pid is not alive, on
+// any host when its heartbeat is older than kLockFileStaleSeconds. (A stale lock broken by
+// two processes at once can let both make the thing: harmless where the result is written
+// atomically, as artifacts are.)
+class LockFile {
+ public:
+  LockFile() = default;
+  // Takes `path` (a stale lock is removed first). false: a live owner holds it, described
+  // in *holder ("host H, pid P"). DataError when the file cannot be created (no folder, no
+  // permission).
+  static bool try_take(const std::string& path, LockFile* out, std::string* holder = nullptr);
+  LockFile(LockFile&& o) noexcept;
+  LockFile& operator=(LockFile&& o) noexcept;
+  LockFile(const LockFile&) = delete;
+  LockFile& operator=(const LockFile&) = delete;
+  ~LockFile() { release(); }
+  bool held() const { return fd_ >= 0; }
+  // Refreshes the heartbeat; cheap to call every training step (touches the file at most
+  // every 10 s).
+  void heartbeat();
+  // Removes the lock file (if it is still this one) and closes it.
+  void release();
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+  int64_t last_beat_ms_ = 0;
+};
+inline constexpr int kLockFileStaleSeconds = 300;
+// Whether a live owner holds the lock file `path` (false: none, or a stale one).
+bool lock_file_live(const std::string& path, std::string* holder = nullptr);
+// The lock file that guards the making of `path`: "PATH.lock".
+inline std::string lock_file_of(const std::string& path) { return path + ".lock"; }
+
 // Removes the temporary files that atomic writes in dir left behind when their process was
-// killed mid-write (temporary_path's "NAME.tmp.<pid>"); call only while holding dir's DirLock. Returns how
-// many were removed.
+// killed mid-write (temporary_path's names, and "NAME.tmp.<pid>" of older versions); call
+// only while holding dir's DirLock. One of this host is removed when its process is gone
+// (or is this one), one of another host only when it has not been written to for
+// kStaleTemporarySeconds (its writer may be alive there). Returns how many were removed.
 int remove_stale_temporaries(const std::string& dir);
+inline constexpr int kStaleTemporarySeconds = 600;
 
 // What every run opens its output folder with (rank 0): creates dir and missing parents,
 // checks that a file can be written there (DataError "DIR: output directory cannot be

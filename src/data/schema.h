@@ -27,7 +27,7 @@ struct DatasetMeta {
 // The provenance attribute of a raw input file: {"sha256_<file name>", its SHA-256}.
 std::pair<std::string, std::string> file_checksum(const std::string& path);
 
-// Writes a dataset file at `path` atomically: the data goes to "path.tmp.<pid>" in the
+// Writes a dataset file at `path` atomically: the data goes to temporary_path(path) in the
 // same directory, is flushed and fsync'ed, then renamed over `path` (and the directory
 // fsync'ed). On any error nothing is left at `path` nor the temp file, and a DataError
 // names `path`. Refuses NaN/Inf features, labels outside [0, num_classes) (or negative

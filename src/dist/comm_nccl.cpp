@@ -34,6 +34,22 @@ int local_device(int local_rank, int device_count) {
 
 int local_device() { return local_device(local_rank(), cuda_device_count()); }
 
+std::pair<int, int> shared_gpu_ranks(const std::vector<GpuSeat>& seats) {
+  for (size_t a = 0; a < seats.size(); ++a)
+    for (size_t b = a + 1; b < seats.size(); ++b)
+      if (seats[a].host == seats[b].host && seats[a].pci_bus == seats[b].pci_bus) return {int(a), int(b)};
+  return {-1, -1};
+}
+
+std::string describe_shared_gpu(const std::vector<GpuSeat>& seats, std::pair<int, int> ranks) {
+  const auto [a, b] = ranks;
+  if (a < 0 || b < 0 || size_t(b) >= seats.size()) return "";
+  const GpuSeat& s = seats[size_t(a)];
+  return "ranks " + std::to_string(a) + " and " + std::to_string(b) + " both use GPU " + s.pci_bus + " on " + s.host +
+         " (" + std::to_string(s.node_ranks) + " rank(s) on that node, " + std::to_string(s.visible_gpus) +
+         " GPU(s) visible to each)";
+}
+
 #ifndef MIXVAE_HAVE_NCCL
 
 bool nccl_available() { return false; }
@@ -49,6 +65,7 @@ namespace {
 }  // namespace
 
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(Communicator&, int, double) { built_without_nccl(); }
+std::vector<GpuSeat> gpu_seats(Communicator&, int) { built_without_nccl(); }
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(std::unique_ptr<Communicator>, int, double) {
   built_without_nccl();
 }
@@ -205,7 +222,6 @@ ncclComm_t create_comm(Communicator& boot, int device, double timeout_s) {
   const int rank = boot.rank(), size = boot.size();
   std::string error;
   ncclUniqueId id{};
-  std::array<char, 128> where{};  // host name, then the GPU's PCI bus id at offset 96
   try {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -218,8 +234,6 @@ ncclComm_t create_comm(Communicator& boot, int device, double timeout_s) {
                                std::to_string(count) + " CUDA device(s)" + visible_devices_note());
     }
     check_cuda(cudaSetDevice(device), "cudaSetDevice");
-    if (gethostname(where.data(), 95) != 0) std::strcpy(where.data(), "?");
-    check_cuda(cudaDeviceGetPCIBusId(where.data() + 96, 32, device), "cudaDeviceGetPCIBusId");
     if (rank == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   } catch (const std::exception& ex) {
     error = ex.what();
@@ -227,17 +241,11 @@ ncclComm_t create_comm(Communicator& boot, int device, double timeout_s) {
   agree_setup(boot, error);
 
   // NCCL hangs or fails obscurely when two ranks of one communicator share a GPU; say so.
-  std::vector<char> all(where.size() * static_cast<size_t>(size));
-  boot.all_gather(where.data(), all.data(), where.size(), DType::U8);
-  for (int a = 0; a < size && error.empty(); ++a) {
-    for (int b = a + 1; b < size; ++b) {
-      if (std::memcmp(&all[a * where.size()], &all[b * where.size()], where.size()) != 0) continue;
-      error = "ranks " + std::to_string(a) + " and " + std::to_string(b) + " both use GPU " +
-              std::string(&all[a * where.size() + 96]) + " on " + std::string(&all[a * where.size()]) +
-              ": NCCL needs a distinct GPU per rank in one communicator (start at most one rank per GPU)";
-      break;
-    }
-  }
+  const std::vector<GpuSeat> seats = gpu_seats(boot, device);
+  const auto shared = shared_gpu_ranks(seats);
+  if (shared.first >= 0)
+    error = describe_shared_gpu(seats, shared) +
+            ": NCCL needs a distinct GPU per rank in one communicator (start at most one rank per GPU)";
   agree_setup(boot, error);
 
   boot.broadcast(&id, sizeof id, DType::U8, 0);
@@ -571,6 +579,35 @@ std::unique_ptr<NcclCommunicator> make(Communicator* boot, std::unique_ptr<Commu
 }  // namespace
 
 bool nccl_available() { return true; }
+
+std::vector<GpuSeat> gpu_seats(Communicator& comm, int device) {
+  // Host name, then the GPU's PCI bus id at offset 96 ("0000:3B:00.0"); then the counts.
+  std::array<char, 128> where{};
+  std::string error;
+  if (gethostname(where.data(), 95) != 0) std::strcpy(where.data(), "?");
+  const cudaError_t e = cudaDeviceGetPCIBusId(where.data() + 96, 32, device);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    error = "cannot name GPU " + std::to_string(device) + " (cudaDeviceGetPCIBusId: " + cuda_error(e) + ")" +
+            visible_devices_note();
+  }
+  agree_setup(comm, error);
+  const size_t n = size_t(comm.size());
+  std::vector<char> all(where.size() * n);
+  comm.all_gather(where.data(), all.data(), where.size(), DType::U8);
+  const int64_t counts[2] = {local_ranks(), cuda_device_count()};
+  std::vector<int64_t> all_counts(2 * n);
+  comm.all_gather(counts, all_counts.data(), 2, DType::I64);
+  std::vector<GpuSeat> seats(n);
+  for (size_t r = 0; r < n; ++r) {
+    const char* w = &all[r * where.size()];
+    seats[r].host.assign(w, strnlen(w, 96));
+    seats[r].pci_bus.assign(w + 96, strnlen(w + 96, 32));
+    seats[r].node_ranks = int(all_counts[2 * r]);
+    seats[r].visible_gpus = int(all_counts[2 * r + 1]);
+  }
+  return seats;
+}
 
 std::string nccl_version() {
   int v = 0;

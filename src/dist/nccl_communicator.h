@@ -7,6 +7,8 @@
 // cuda_device_count() is 0, nccl_available() false, make_nccl_communicator() throws.
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dist/communicator.h"
 
@@ -23,6 +25,25 @@ int cuda_device_count();
 int local_device(int local_rank, int device_count);
 // local_device(core local_rank() from the launcher's environment, cuda_device_count()).
 int local_device();
+
+// Where a rank's GPU is: the host name and the GPU's PCI bus id ("0000:3B:00.0"), the one
+// identity of a device that does not depend on what the process sees (with
+// `--gpus-per-task=1` every rank of a node sees its own GPU as device 0, so counting ranks
+// per node against visible GPUs calls 4 ranks with 4 GPUs "shared").
+struct GpuSeat {
+  std::string host, pci_bus;
+  int node_ranks = 1, visible_gpus = 1;  // for messages only: the launcher's ranks on the node, GPUs seen
+};
+// The first two ranks (a < b) whose GPUs are one device (same host, same PCI bus id);
+// {-1, -1} when every rank has its own. NCCL needs a distinct GPU per rank of a
+// communicator; the counts in the seats play no part.
+std::pair<int, int> shared_gpu_ranks(const std::vector<GpuSeat>& seats);
+// Collective over comm: every rank's seat when it uses CUDA device `device`. A rank that
+// cannot name its GPU (no such device) is one UsageError on every rank. In a build without
+// NCCL a UsageError too (no CUDA runtime to ask).
+std::vector<GpuSeat> gpu_seats(Communicator& comm, int device);
+// "ranks A and B both use GPU <bus> on <host>" for a pair of shared_gpu_ranks().
+std::string describe_shared_gpu(const std::vector<GpuSeat>& seats, std::pair<int, int> ranks);
 
 // A Communicator whose buffers are CUDA device pointers on device(). Every collective is
 // issued on stream() and waited for before it returns: completion is polled together with

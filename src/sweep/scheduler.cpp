@@ -123,6 +123,12 @@ void Coordinator::record(const Outcome& o) {
   summary(what);
 }
 
+bool Coordinator::being_made(const std::string& artifact) const {
+  // By one of this sweep's runs, or by another process (another array slice, another
+  // sweep on the same runs_dir) holding its lock file (train/pretrain_artifact.h).
+  return producing_.count(artifact) > 0 || lock_file_live(lock_file_of((fs::path(artifact_dir_) / artifact).string()));
+}
+
 bool Coordinator::try_assign(int group) {
   for (auto& r : runs_) {
     if (r.status != "pending" && r.status != "preempted") continue;
@@ -131,7 +137,7 @@ bool Coordinator::try_assign(int group) {
     for (const auto& a : r.artifacts) {
       if (fs::exists(fs::path(artifact_dir_) / a)) continue;
       missing.push_back(a);
-      wait = wait || producing_.count(a) > 0;  // being trained by another run
+      wait = wait || being_made(a);
     }
     if (wait) continue;
     for (const auto& a : missing) producing_[a] = int64_t(r.spec.index);  // this run will make it
@@ -146,8 +152,7 @@ bool Coordinator::try_assign(int group) {
       if (int(with.size()) + 1 >= seeds_per_process_ || r.bundle.empty()) break;
       if (&o == &r || o.bundle != r.bundle || (o.status != "pending" && o.status != "preempted")) continue;
       bool busy = false;
-      for (const auto& a : o.artifacts)
-        busy = busy || (!fs::exists(fs::path(artifact_dir_) / a) && producing_.count(a) > 0);
+      for (const auto& a : o.artifacts) busy = busy || (!fs::exists(fs::path(artifact_dir_) / a) && being_made(a));
       if (busy) continue;
       for (const auto& a : o.artifacts)
         if (!fs::exists(fs::path(artifact_dir_) / a)) producing_[a] = int64_t(o.spec.index);

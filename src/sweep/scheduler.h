@@ -5,8 +5,9 @@
 // reports the outcome of the last. Messages go through dist::Mailbox (never a collective
 // on the world), so groups finish at their own pace and no rank spins while it waits.
 //
-// A run that uses an artifact being produced by a running run waits for it (another run
-// is handed out meanwhile), so one artifact is trained once.
+// A run that uses an artifact being produced by a running run, of this sweep or of another
+// process (its lock file, train/pretrain_artifact.h), waits for it (another run is handed
+// out meanwhile), so one artifact is trained once.
 // A stop (SIGTERM/SIGUSR1 on any rank, or a run that ended preempted) is forwarded to
 // every running group; no new run starts; the sweep exits with kExitPreempted.
 #include <cstdint>
@@ -91,7 +92,8 @@ class Coordinator {
   };
   Counts count() const;
   void record(const Outcome& o);
-  bool try_assign(int group);  // false: nothing eligible now
+  bool try_assign(int group);                          // false: nothing eligible now
+  bool being_made(const std::string& artifact) const;  // a missing artifact someone is making
   void end_group(int group);
   void send_group(int group, const nlohmann::json& msg, bool include_self);
   void begin_stop(const std::string& why);

@@ -6,10 +6,17 @@
 
 #include <string>
 
+#include "dist/communicator.h"
+
 namespace mixvae::train {
 
 // UsageError when `cuda` is asked for and this LibTorch has no CUDA or no GPU is visible.
 torch::Device select_device(const std::string& want, int local_rank);
+// Collective: every rank's choice (is_cuda: this rank's device is a GPU) must be the same,
+// or collectives that only GPU ranks issue (NCCL set-up, the GPU checks) no longer pair up.
+// A mix (dist.device = auto on nodes with and without a visible GPU) is one UsageError on
+// every rank, through dist::agree.
+void agree_device_kind(dist::Communicator& comm, bool is_cuda);
 // "cpu" or "cuda:N (NVIDIA H100 80GB HBM3)" for the log line.
 std::string describe_device(const torch::Device& d);
 

@@ -126,14 +126,14 @@ bool EnsembleTrainer::reuse_artifacts(const models::Stage& stage, int64_t stage_
   if (!pre && (stage.kind != models::StageKind::Main || stage.artifact.empty())) return false;
   std::vector<PretrainKey> keys;
   std::vector<std::string> paths;
-  int64_t present = 0;
   for (const auto& c : member_cfg_) {
     keys.push_back(pre ? pretrain_key(c, comm_.size()) : stage_key(c, comm_.size(), stage.artifact, stage_index));
     paths.push_back((fs::path(artifact_dir_) / keys.back().file_name()).string());
-    present += comm_.rank() == 0 && fs::exists(paths.back()) ? 1 : 0;
   }
   if (keys.front().family.empty()) return false;
-  if (comm_.all_reduce_value<int64_t>(present) != int64_t(seeds_.size())) return false;
+  // As in Trainer::reuse_artifact: artifacts another process is making are waited for;
+  // otherwise this ensemble makes the missing ones, holding their locks until saved.
+  if (!await_artifacts(comm_, paths, &artifact_locks_, step_hook_)) return false;
   for (size_t i = 0; i < seeds_.size(); ++i) {
     ens_->load_member(int64_t(i), *vade_);
     std::vector<torch::Tensor> params = pre ? vade_->pretrain_parameters() : vade_->artifact_parameters(stage.artifact);
@@ -165,6 +165,7 @@ void EnsembleTrainer::save_artifacts(const models::Stage& stage, int64_t stage_i
   }
   log::info(stage.name + ": saved the artifacts of all " + std::to_string(seeds_.size()) + " members to " +
             artifact_dir_);
+  artifact_locks_.clear();  // released: the waiting runs load them now
 }
 
 std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64_t epoch,
@@ -175,12 +176,16 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
   const size_t S = seeds_.size();
   const bool pre = stage.kind == models::StageKind::Pretrain;
   const int64_t batch = pre ? cfg_.pretrain.batch_size : cfg_.train.batch_size;
-  const uint64_t rank_tag = data_.global_mode ? 0 : uint64_t(comm_.rank()) + 1;
   // Each member's own data order: the plan a separate run of its seed would make.
   std::vector<EpochPlan> plans;
+  // (A mid-epoch checkpoint of another number of ranks: the rest re-planned, train_data.h.)
   for (uint64_t seed : seeds_)
-    plans.emplace_back(data_, comm_.rank(), comm_.size(), batch,
-                       models::mix_seed(seed, 1000 + stage_index, epoch, rank_tag));
+    plans.push_back(epoch_plan(
+        data_, comm_.rank(), comm_.size(), batch,
+        [&](int r) {
+          return models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : uint64_t(r) + 1);
+        },
+        mid ? mid->step : 0, mid ? int(mid->world_size) : 0));
   const int64_t steps = plans.front().steps();
   log::Progress progress(cfg_.output.progress && comm_.rank() == 0, stage.name, epoch + 1, stage.epochs, steps,
                          data_.n_global * int64_t(S));
@@ -200,6 +205,7 @@ std::vector<double> EnsembleTrainer::run_epoch(const models::Stage& stage, int64
   }
   for (int64_t s = first_step; s < steps; ++s) {
     if (step_hook_) step_hook_();
+    for (auto& lock : artifact_locks_) lock.heartbeat();  // rank 0, while it makes artifacts
     std::vector<torch::Tensor> xs, eps, inputs;
     StepSlice first;
     const double p = cfg_.pretrain.input_dropout;
@@ -285,6 +291,8 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
     if (!why.empty()) throw UsageError("ensemble: " + why);
     device_ = select_device(cfg_.dist.device, local_rank());
   });
+  // Every rank on a GPU or every rank on the CPU: the GPU-only collectives below must pair up.
+  agree_device_kind(comm_, device_.is_cuda());
   models::set_matmul_precision(cfg_.train.precision);
   data_ = load_train_data(comm_, cfg_);
   dist::agree(comm_, [&] { bernoulli_ = use_bernoulli(cfg_, data_.unit_interval); });
@@ -330,6 +338,7 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
         if (!meta.dataset.empty() && meta.dataset != data_.name)
           throw UsageError(p + ": checkpoint was trained on dataset '" + meta.dataset + "', this run's data is '" +
                            data_.name + "'");
+        check_resume_config(p, meta, cfg_);
         load_checkpoint(p, *ens_, nullptr);
         resume_meta = meta;
       });
@@ -489,7 +498,10 @@ std::vector<TrainResult> EnsembleTrainer::run(bool resume) {
         return results;
       }
     }
-    save_artifacts(stage, si);
+    if (resume && si == start_stage && !stage_start && resume_meta.world_size != comm_.size() && !artifact_dir_.empty())
+      log::info(stage.name + ": the members' artifacts are not saved (trained partly on another number of ranks)");
+    else
+      save_artifacts(stage, si);
   }
 
   // Every member becomes an ordinary finished run directory.

@@ -58,6 +58,7 @@ class EnsembleTrainer {
   std::vector<RunConfig> member_cfg_;
   std::string state_dir_, artifact_dir_;
   std::function<void()> step_hook_;
+  std::vector<LockFile> artifact_locks_;  // rank 0: the artifacts this ensemble makes (pretrain_artifact.h)
   int64_t stop_after_ = 0;
   TrainData data_;
   bool bernoulli_ = true;

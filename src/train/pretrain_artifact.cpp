@@ -3,13 +3,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
+#include <thread>
 
 #include "core/errors.h"
 #include "core/files.h"
+#include "core/log.h"
 #include "core/sha256.h"
+#include "core/signals.h"
 #include "data/h5.h"
 #include "models/registry.h"
 
@@ -47,7 +51,8 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size) {
   t << std::setprecision(17);  // every double exactly (0.002 and 0.0020001 differ)
   // The pretrained weights depend on these and nothing else: the initial weights (seed,
   // architecture), the data and its order (file, shuffle mode, ranks), the objective
-  // (likelihood, reconstruction weight) and the optimiser (the [pretrain] section).
+  // (likelihood, reconstruction weight) and the optimiser (the [pretrain] section). Every
+  // key named is one that changes training (changes_training, core/config.h).
   t << "family=" << k.family << "\n"
     << "data=" << data_identity(cfg.data.path) << "\n"
     << "data.shuffle=" << cfg.data.shuffle << "\n"
@@ -82,9 +87,10 @@ PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& f
   k.family = family;
   std::ostringstream t;
   t << std::setprecision(17);  // every double exactly (0.002 and 0.0020001 differ)
-  // Not in it: train.eval_every, collapse_warn, threads and [output] (they change what is
-  // logged, not what is trained; like the pretraining key, the intra-op thread count is
-  // left out although it changes the last bits of BLAS sums).
+  // Only keys that change training (changes_training, core/config.h: not train.threads,
+  // eval_every, collapse_warn, the dist speed keys or [output]; the thread count is left
+  // out although it changes the last bits of BLAS sums). Test:
+  // PretrainArtifact.KeysNameOnlyKeysThatChangeTraining.
   t << "stage=" << family << "@" << stage_index << "\n"
     << pre.text << "model.clusters=" << cfg.model.clusters << "\n"
     << "model.init=" << cfg.model.init << "\n"
@@ -111,6 +117,58 @@ PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& f
   k.text = t.str();
   k.hash = sha256_bytes(k.text.data(), k.text.size()).substr(0, 16);
   return k;
+}
+
+bool await_artifacts(dist::Communicator& comm, const std::vector<std::string>& paths, std::vector<LockFile>* locks,
+                     const std::function<void()>& hook) {
+  bool told = false;
+  for (;;) {
+    int64_t state = 0;  // rank 0: 1 every file there, 2 the missing ones' locks taken, 0 wait
+    std::string waiting_for, holder;
+    dist::agree(comm, [&] {
+      if (comm.rank() != 0) return;
+      std::vector<std::string> missing;
+      for (const auto& p : paths)
+        if (!fs::exists(p)) missing.push_back(p);
+      if (missing.empty()) {
+        state = 1;
+        return;
+      }
+      std::error_code ec;
+      fs::create_directories(fs::path(missing.front()).parent_path(), ec);
+      std::vector<LockFile> taken;
+      for (const auto& p : missing) {
+        LockFile l;
+        if (!LockFile::try_take(lock_file_of(p), &l, &holder)) {
+          waiting_for = p;
+          return;  // the locks taken so far are released: no waiting while holding one
+        }
+        taken.push_back(std::move(l));
+      }
+      // A producer may have saved and released between the look and the lock.
+      bool all_there = true;
+      for (const auto& p : paths) all_there = all_there && fs::exists(p);
+      if (all_there) {
+        state = 1;
+        return;
+      }
+      state = 2;
+      *locks = std::move(taken);
+    });
+    int64_t v[2] = {state, signals::stop_requested() ? 1 : 0};
+    comm.all_reduce(v, 2, dist::DType::I64, dist::ReduceOp::Max);
+    if (v[0] == 1) return true;
+    if (v[0] == 2) return false;
+    if (v[1] != 0)
+      throw PreemptedError("stopped while waiting for the artifact " +
+                           (waiting_for.empty() ? paths.front() : waiting_for) + ", which another process is making");
+    if (!told) {
+      log::info("waiting for the artifact " + waiting_for + ", which another process is making (" + holder + ")");
+      told = true;
+    }
+    if (hook) hook();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 void load_pretrained(const std::string& path, const PretrainKey& key, const std::vector<torch::Tensor>& params) {

@@ -10,10 +10,13 @@
 // run of the same seed train it once. Its key adds everything the stage's values depend on.
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "core/config.h"
+#include "core/files.h"
+#include "dist/communicator.h"
 
 namespace mixvae::train {
 
@@ -31,6 +34,18 @@ PretrainKey pretrain_key(const RunConfig& cfg, int world_size);
 // a stage is drawn from its index): the pretraining's key, the mixture initialisation and
 // every [train] / [checkpoint] value that changes the trained parameters.
 PretrainKey stage_key(const RunConfig& cfg, int world_size, const std::string& family, int64_t stage_index);
+
+// Collective over comm (rank 0 looks at the files, the others follow): true when every
+// file of `paths` exists (load them); false when this group is to make the missing ones,
+// with *locks holding their lock files (lock_file_of(path), core/files.h; release them after
+// saving, destruction releases them too). Artifacts are made once across independent
+// processes (the slices of a job array, two sweeps sharing RUNS/pretrained): while another
+// process holds the lock of a missing one, this waits, calling `hook` on every rank
+// between looks (a sweep's coordinator serves its queue there), and a stop request
+// (SIGTERM/SIGUSR1) ends the wait with PreemptedError. Takes the locks of all the missing
+// files or none (never waits while holding one).
+bool await_artifacts(dist::Communicator& comm, const std::vector<std::string>& paths, std::vector<LockFile>* locks,
+                     const std::function<void()>& hook);
 
 // Loads an artifact into `params` (in order) after checking its checksum, key and
 // shapes; DataError naming the file otherwise.

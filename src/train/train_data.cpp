@@ -1,5 +1,7 @@
 #include "train/train_data.h"
 
+#include <stdexcept>
+
 #include "core/errors.h"
 #include "data/schema.h"
 
@@ -66,6 +68,7 @@ TrainData load_train_data(dist::Communicator& comm, const RunConfig& cfg) {
 EpochPlan::EpochPlan(const TrainData& data, int rank, int world, int64_t batch_size, uint64_t seed)
     : global_(data.global_mode), rank_(rank), world_(world), batch_(batch_size), n_(data.n_global) {
   steps_ = (n_ + batch_ - 1) / batch_;
+  slots_ = n_;
   if (global_) {
     auto p = permutation(n_, seed);
     perm_ = torch::tensor(p, torch::kInt64);
@@ -74,6 +77,48 @@ EpochPlan::EpochPlan(const TrainData& data, int rank, int world, int64_t batch_s
     auto p = permutation(local_sizes_[rank_], seed);
     perm_ = torch::tensor(p, torch::kInt64);
   }
+}
+
+namespace {
+// Rank r's share of the first t of `slots` slots when the ranks before it hold `before`
+// rows and it and they `upto` (shard mode): the shares of all ranks add up to t.
+int64_t share_of(int64_t t, int64_t before, int64_t upto, int64_t slots) {
+  if (slots == 0) return 0;
+  return static_cast<int64_t>((__int128)t * upto / slots - (__int128)t * before / slots);
+}
+}  // namespace
+
+EpochPlan epoch_plan(const TrainData& data, int rank, int world, int64_t batch_size,
+                     const std::function<uint64_t(int rank)>& seed_of, int64_t done_steps, int from_world) {
+  EpochPlan plan(data, rank, world, batch_size, seed_of(data.global_mode ? 0 : rank));
+  if (data.global_mode || done_steps <= 0 || from_world <= 0 || from_world == world) return plan;
+  // The stopped ranks' plans: old rank q shuffled its shard [b, e) with seed_of(q) and had
+  // trained the first share_q(t) rows of it when the epoch stopped after t slots.
+  const int64_t n = data.n_global, t = std::min(n, done_steps * batch_size);
+  std::vector<int64_t> left;  // global rows not trained yet, in the old ranks' order
+  left.reserve(size_t(n - t));
+  int64_t before = 0;
+  for (int q = 0; q < from_world; ++q) {
+    const auto [b, e] = data::shard_range(n, q, from_world);
+    const int64_t used = share_of(t, before, before + (e - b), n);
+    const std::vector<int64_t> p = permutation(e - b, seed_of(q));
+    for (int64_t i = used; i < e - b; ++i) left.push_back(b + p[size_t(i)]);
+    before += e - b;
+  }
+  // Each new rank takes the untrained rows of its own shard, in that order; the remaining
+  // steps share the n - t slots left as a fresh epoch shares n.
+  std::vector<int64_t> counts(size_t(world), 0), mine;
+  for (int64_t g : left) {
+    int r = 0;
+    while (g >= data.shards[size_t(r)].second) ++r;  // shards are contiguous and ordered
+    ++counts[size_t(r)];
+    if (r == rank) mine.push_back(g - data.shards[size_t(rank)].first);
+  }
+  plan.local_sizes_ = counts;
+  plan.perm_ = torch::tensor(mine, torch::kInt64);
+  plan.slot0_ = t;
+  plan.slots_ = n - t;
+  return plan;
 }
 
 StepSlice EpochPlan::step(int64_t s) const {
@@ -90,15 +135,14 @@ StepSlice EpochPlan::step(int64_t s) const {
   // slots is floor(t*S_{r+1}/N) - floor(t*S_r/N) (S_r: rows of the ranks before r): the
   // shares telescope to exactly t, and reach n_r at t = N, so the global batch is the
   // configured size at any world size and every local row is used once per epoch.
+  // A re-planned rest of an epoch (epoch_plan) shares the slots from slot0_ on the same way.
   const int64_t b = s * batch_, e = std::min(n_, b + batch_);
+  if (b < slot0_) throw std::logic_error("EpochPlan: step " + std::to_string(s) + " was trained before the resume");
   out.global_rows = e - b;
   int64_t before = 0;
   for (int q = 0; q < rank_; ++q) before += local_sizes_[q];
   const int64_t upto = before + local_sizes_[rank_];
-  auto share = [&](int64_t t) {
-    if (n_ == 0) return int64_t(0);
-    return static_cast<int64_t>((__int128)t * upto / n_ - (__int128)t * before / n_);
-  };
+  auto share = [&](int64_t t) { return share_of(t - slot0_, before, upto, slots_); };
   int64_t lb = share(b), le = std::max(lb, share(e));
   out.rows = perm_.slice(0, lb, le);
   out.begin = 0;

@@ -10,6 +10,7 @@
 // Either way a rank evaluates exactly its rows [r*N/W, (r+1)*N/W): every sample once.
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,9 +51,24 @@ class EpochPlan {
   bool global_;
   int rank_, world_;
   int64_t batch_, steps_, n_;
-  std::vector<int64_t> local_sizes_;
-  torch::Tensor perm_;
+  std::vector<int64_t> local_sizes_;  // shard mode: every rank's rows to plan
+  torch::Tensor perm_;                // this rank's rows in the order they are trained
+  // Shard mode: the slots the shares are taken over start at slot0_ (0, or the slots a
+  // stopped epoch had already trained) and number slots_ (n_, or what was left).
+  int64_t slot0_ = 0, slots_ = 0;
+  friend EpochPlan epoch_plan(const TrainData&, int, int, int64_t, const std::function<uint64_t(int)>&, int64_t, int);
 };
+
+// The plan of an epoch on `world` ranks whose rank r shuffles with seed_of(r) (global mode:
+// seed_of(0) for all). done_steps > 0 continues an epoch stopped after that many steps by
+// `from_world` ranks (a mid-epoch checkpoint's step and world_size): with the same world,
+// the same plan (its steps from done_steps on); with another world in shard mode, the rows
+// the stopped ranks had not reached are re-planned for the new ranks (each rank takes
+// those of its own shard), so that every row of the epoch is still trained exactly once
+// and every remaining global batch keeps its size (steps() is unchanged). Global mode's
+// batches do not depend on the ranks, so nothing changes there.
+EpochPlan epoch_plan(const TrainData& data, int rank, int world, int64_t batch_size,
+                     const std::function<uint64_t(int rank)>& seed_of, int64_t done_steps = 0, int from_world = 0);
 
 // Fisher-Yates with a splitmix64 stream: the same permutation on every platform.
 std::vector<int64_t> permutation(int64_t n, uint64_t seed);

@@ -129,8 +129,12 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
   model_->train(true);
   const uint64_t seed = cfg_.train.seed;
   const int64_t batch = stage.kind == models::StageKind::Pretrain ? cfg_.pretrain.batch_size : cfg_.train.batch_size;
-  EpochPlan plan(data_, comm_.rank(), comm_.size(), batch,
-                 models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : comm_.rank() + 1));
+  // A mid-epoch checkpoint continues with the rows its ranks had not reached, re-planned
+  // when it was written on another number of ranks.
+  const EpochPlan plan = epoch_plan(
+      data_, comm_.rank(), comm_.size(), batch,
+      [&](int r) { return models::mix_seed(seed, 1000 + stage_index, epoch, data_.global_mode ? 0 : r + 1); },
+      mid ? mid->step : 0, mid ? int(mid->world_size) : 0);
   log::Progress progress(cfg_.output.progress, stage.name, epoch + 1, stage.epochs, plan.steps(), data_.n_global);
   double local_sum = 0, shown = 0;
   int64_t seen = 0, first_step = 0;
@@ -152,6 +156,7 @@ double Trainer::run_epoch(const models::Stage& stage, int64_t stage_index, int64
   times_ = EpochTimes{};
   for (int64_t s = first_step; s < plan.steps(); ++s) {
     if (step_hook_) step_hook_();
+    for (auto& lock : artifact_locks_) lock.heartbeat();  // rank 0, while it makes an artifact
     const double t_start = now_s();
     StepSlice sl = plan.step(s);
     torch::Tensor xb = data_.x.index_select(0, device_.is_cpu() ? sl.rows : sl.rows.to(device_));
@@ -244,6 +249,25 @@ CheckpointMeta checkpoint_meta(const RunConfig& cfg, const std::string& model, c
   return meta;
 }
 
+void check_resume_config(const std::string& path, const CheckpointMeta& meta, const RunConfig& cfg) {
+  RunConfig stored;
+  try {
+    stored = RunConfig::load_text(meta.config_ini, path + " (its config)");
+  } catch (const UsageError& e) {
+    throw UsageError(std::string(e.what()) +
+                     "; this mixvae cannot compare the checkpoint's config with this run's (resume with the mixvae "
+                     "that wrote it, or choose another output.dir to start afresh)");
+  }
+  stored.data.path = cfg.data.path;
+  const std::vector<std::string> diff = training_differences(stored, cfg);
+  if (diff.empty()) return;
+  std::string keys;
+  for (const auto& d : diff) keys += (keys.empty() ? "" : "; ") + d;
+  throw UsageError(path + ": the checkpoint was trained with other values of key(s) that change training: " + keys +
+                   " (checkpoint -> this run); resume with the checkpoint's values, or choose another output.dir to "
+                   "start afresh");
+}
+
 void check_finite(torch::nn::Module& model, const std::string& stage_name, int64_t epoch) {
   // A NaN gradient with a finite loss leaves NaN parameters that the next step's loss
   // would show; checked on every rank (the parameters are the same everywhere).
@@ -291,26 +315,32 @@ TrainResult Trainer::run(bool resume) {
     if (cfg_.dist.backend == "nccl" && !dist::nccl_available())
       throw UsageError("dist.backend = nccl, but this mixvae was built without NCCL (docs/gpu.md)");
   });
+  // Every rank on a GPU or every rank on the CPU: the GPU-only collectives below must pair up.
+  agree_device_kind(comm_, device_.is_cuda());
   models::set_matmul_precision(cfg_.train.precision);
   if (cfg_.train.precision == "bf16" && device_.is_cpu() && !__builtin_cpu_supports("avx512bf16") &&
       !__builtin_cpu_supports("amx-bf16"))
     log::warn(
         "train.precision = bf16 on a CPU without AVX512-BF16 or AMX: LibTorch's bf16 products run far "
         "slower than fp32 here (25-34x measured on AVX2, docs/performance.md)");
-  // NCCL needs a GPU of its own per rank: with more ranks on a node than GPUs, `auto`
-  // keeps the MPI path (host copies), and `nccl` is refused with a clear message.
-  bool shared_gpu = false;
-  if (device_.is_cuda()) {
-    int local = local_ranks(), gpus = int(torch::cuda::device_count());
-    shared_gpu = comm_.all_reduce_value<int64_t>(local > gpus ? 1 : 0, dist::ReduceOp::Max) != 0;
+  // NCCL needs a GPU of its own per rank. Two ranks on one GPU are told apart by host name
+  // and PCI bus id (not by counting ranks per node against the GPUs a process sees: with
+  // --gpus-per-task=1 each rank sees one, its own); then `auto` keeps the MPI path (host
+  // copies) with a warning, and `nccl` is refused with a clear message.
+  std::string shared_gpu;  // "" or which ranks share which GPU
+  if (device_.is_cuda() && comm_.size() > 1 && dist::nccl_available()) {
+    const std::vector<dist::GpuSeat> seats = dist::gpu_seats(comm_, int(device_.index()));
+    shared_gpu = dist::describe_shared_gpu(seats, dist::shared_gpu_ranks(seats));
   }
   dist::agree(comm_, [&] {
-    if (cfg_.dist.backend == "nccl" && shared_gpu && comm_.size() > 1)
-      throw UsageError(
-          "dist.backend = nccl needs one GPU per rank, but a node runs more ranks than it has GPUs "
-          "(start fewer ranks per node, or use dist.backend = mpi or auto)");
+    if (cfg_.dist.backend == "nccl" && !shared_gpu.empty())
+      throw UsageError("dist.backend = nccl needs one GPU per rank, but " + shared_gpu +
+                       " (start at most one rank per GPU, or use dist.backend = mpi or auto)");
   });
-  if (device_.is_cuda() && comm_.size() > 1 && cfg_.dist.backend != "mpi" && dist::nccl_available() && !shared_gpu) {
+  if (!shared_gpu.empty() && cfg_.dist.backend == "auto")
+    log::warn("GPU collectives go through MPI (host copies), not NCCL: " + shared_gpu);
+  if (device_.is_cuda() && comm_.size() > 1 && cfg_.dist.backend != "mpi" && dist::nccl_available() &&
+      shared_gpu.empty()) {
     // Gradients and mixture statistics are all-reduced on the GPUs; host values still go
     // through comm_ (the NCCL communicator forwards host buffers to it).
     nccl_ = dist::make_nccl_communicator(comm_, int(device_.index()), cfg_.dist.timeout_s);
@@ -342,7 +372,7 @@ TrainResult Trainer::run(bool resume) {
   dist::agree(comm_, [&] {
     if (comm_.rank() == 0) {
       if (resume) require_checkpoint(ckpt);
-      // Temporaries were left by a process killed while writing (checkpoint.h5.tmp.<pid>,
+      // Temporaries were left by a process killed while writing (checkpoint.h5.tmp.<pid>.<token>.<host>,
       // ...): never read, only taking space; claim_dir removes them once it holds the lock.
       int removed = 0;
       dir_lock = claim_dir(cfg_.output.dir, &removed);
@@ -365,12 +395,16 @@ TrainResult Trainer::run(bool resume) {
         if (!meta.dataset.empty() && meta.dataset != data_.name)
           throw UsageError(ckpt + ": checkpoint was trained on dataset '" + meta.dataset + "', this run's data (" +
                            data_.path + ") is '" + data_.name + "'");
+        check_resume_config(ckpt, meta, cfg_);
         load_checkpoint(p, *model_, nullptr);
       });
       if (!note.empty()) log::warn(note);
       start_stage = meta.stage_index;
       start_epoch = meta.epoch;
       resume_meta = meta;
+      // A stage trained partly on another number of ranks is not what its artifact key
+      // (which holds the world size) names.
+      if (meta.world_size != comm_.size() && (meta.epoch > 0 || meta.step > 0)) mixed_world_stage_ = meta.stage_index;
       lr_scale_ = meta.lr_scale;
       rollbacks_ = meta.rollbacks;
     }
@@ -393,6 +427,11 @@ TrainResult Trainer::run(bool resume) {
     keep_metrics_until(start_stage, start_epoch);
     log::info("resuming from " + resume_ckpt + " at stage " + std::to_string(start_stage) + ", epoch " +
               std::to_string(start_epoch));
+    if (resume_meta.world_size != comm_.size())
+      log::info(
+          "the checkpoint was written by " + std::to_string(resume_meta.world_size) + " rank(s), this run has " +
+          std::to_string(comm_.size()) +
+          (resume_meta.step > 0 ? ": the rows of the stopped epoch not trained yet are re-planned for them" : ""));
   }
 
   TrainResult result;
@@ -689,9 +728,10 @@ bool Trainer::reuse_artifact(const models::Stage& stage, int64_t stage_index) {
   std::vector<torch::Tensor> params;
   if (!artifact_of(stage, stage_index, &key, &params)) return false;
   const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
-  // Every rank must take the same branch: rank 0 looks, the others follow.
-  const bool present = comm_.all_reduce_value<int64_t>(comm_.rank() == 0 && fs::exists(path) ? 1 : 0) != 0;
-  if (!present) return false;
+  // Every rank takes the same branch (rank 0 looks, the others follow); while another
+  // process (another array slice, another sweep) makes the same artifact, this waits for
+  // it; otherwise this run makes it, holding its lock until save_artifact.
+  if (!await_artifacts(comm_, {path}, &artifact_locks_, step_hook_)) return false;
   dist::agree(comm_, [&] { load_pretrained(path, key, params); });
   artifacts_[key.family] = "reused:" + path;
   log::info(stage.name + ": reused the artifact " + path + " (the same " +
@@ -704,12 +744,18 @@ void Trainer::save_artifact(const models::Stage& stage, int64_t stage_index) {
   std::vector<torch::Tensor> params;
   if (!artifact_of(stage, stage_index, &key, &params)) return;
   const std::string path = (fs::path(artifact_dir_) / key.file_name()).string();
+  if (stage_index == mixed_world_stage_) {
+    log::info(stage.name + ": not saved as the artifact " + path + " (trained partly on another number of ranks)");
+    artifact_locks_.clear();  // another run makes it
+    return;
+  }
   artifacts_[key.family] = "saved:" + path;
   on_rank0([&] {
     torch::NoGradGuard ng;
     train::save_pretrained(path, key, params, cfg_.output.dir);
     log::info(stage.name + ": saved the artifact " + path);
   });
+  artifact_locks_.clear();  // released: the waiting runs load it now
 }
 
 const std::string& Trainer::pretrain_artifact() const { return artifact(models::pretrain_family(cfg_.model.name)); }

@@ -53,6 +53,12 @@ void keep_metrics_lines(const std::string& dir, int64_t stage_index, int64_t epo
 CheckpointMeta checkpoint_meta(const RunConfig& cfg, const std::string& model, const TrainData& data, bool bernoulli,
                                int world_size, int64_t stage_index, const std::string& stage_name, int64_t epoch,
                                const CheckpointMeta* mid = nullptr);
+// --resume of the checkpoint at `path` (metadata `meta`) by a run of `cfg`: UsageError,
+// one line naming them, when keys that change training (changes_training, core/config.h)
+// have other values than the checkpoint was trained with. data.path is not compared as
+// text (a requeued job may read the same file through another path); the file is checked
+// by its dataset name and dimension instead. The world size may differ (see epoch_plan).
+void check_resume_config(const std::string& path, const CheckpointMeta& meta, const RunConfig& cfg);
 // What a checkpoint written after stage si of `recipe` names as the next stage: that
 // stage's name, or "done" after the last.
 std::string next_stage_name(const std::vector<models::Stage>& recipe, int64_t si);
@@ -115,6 +121,8 @@ class Trainer {
   std::string artifact_dir_;
   double lr_scale_ = 1.0;  // divergence rollbacks multiply every learning rate by train.divergence_lr_factor
   int64_t rollbacks_ = 0;
+  std::vector<LockFile> artifact_locks_;  // rank 0: the artifacts this run makes (pretrain_artifact.h)
+  int64_t mixed_world_stage_ = -1;        // a resumed stage begun on another number of ranks: its artifact is not saved
 
   // `mid`, when given, is a checkpoint taken inside this epoch: its steps are skipped and
   // its running sums continued. A stop request agreed by all ranks ends the epoch after

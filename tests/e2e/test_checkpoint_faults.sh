@@ -29,7 +29,7 @@ run_to_end "$TMP/straight" "${FLAGS[@]}" > "$TMP/straight.log" 2>&1 || bad "stra
 want=$(params_sha "$TMP/straight/checkpoint.h5")
 [ -n "$want" ] && ok "uninterrupted run: parameters sha256 $want" || bad "no checkpoint from the straight run"
 
-# 1. kill -9 of rank 0 inside a write. The write goes to checkpoint.h5.tmp.<pid>; its
+# 1. kill -9 of rank 0 inside a write. The write goes to checkpoint.h5.tmp.<pid>.<token>.<host>; its
 #    appearance is the moment to strike (after 0-20 ms more, so that different points of
 #    the write are hit: HDF5 data, fsync, the renames).
 kills="${MIXVAE_WRITE_KILLS:-3}"
@@ -42,10 +42,10 @@ for ((i = 1; i <= kills; i++)); do
   start_run "$dir" "${FLAGS[@]}"
   writer=""
   for ((t = 0; t < 600; t++)); do writer=$(rank_pid "$dir" 0); [ -n "$writer" ] && break; sleep 0.1; done
-  tmpfile="$dir/checkpoint.h5.tmp.$writer"
+  tmpglob="$dir/checkpoint.h5.tmp.$writer.*"  # a new name (token) per write
   seen=0 present=0 hit=0
   for ((t = 0; t < 60000; t++)); do  # polls every few ms, up to a few minutes
-    if [ -e "$tmpfile" ]; then
+    if compgen -G "$tmpglob" > /dev/null; then
       if [ "$present" = 0 ]; then
         present=1 seen=$((seen + 1))
         if [ "$seen" = "$nth" ]; then
@@ -64,7 +64,8 @@ for ((i = 1; i <= kills; i++)); do
   if [ "$hit" != 1 ]; then bad "kill $i: never saw write $nth happen (exit $run_rc): $(tail -3 "$run_log")"; continue; fi
   [ "$run_rc" != 0 ] && [ "$run_rc" != timeout ] && ok "kill $i: rank 0 killed in write $nth, the job ended (exit $run_rc, ${run_secs} s)" \
     || bad "kill $i: exit $run_rc after ${run_secs} s"
-  if [ -e "$tmpfile" ]; then
+  tmpfile=$(compgen -G "$tmpglob" | head -1)
+  if [ -n "$tmpfile" ]; then
     inside=$((inside + 1))
     where="inside the write ($(stat -c %s "$tmpfile") bytes of it written)"
   else

@@ -67,6 +67,17 @@ expect_error 2 "no checkpoint at .*fresh2/ensemble/checkpoint.h5" -- "$MIXVAE" t
 # A refused --resume (a mistyped folder, say) creates nothing.
 [ ! -e "$TMP/fresh" ] && [ ! -e "$TMP/fresh2" ] && ok "--resume without a checkpoint leaves no folder" \
   || bad "--resume without a checkpoint created $(find "$TMP/fresh" "$TMP/fresh2" 2>/dev/null | tr '\n' ' ')"
+# --resume with another value of a key that changes training: one line naming it, on one
+# rank and on two; another train.threads is the same run.
+tiny=(--data.path="$TMP/syn.h5" --output.dir="$TMP/tiny" --model.hidden=8 --pretrain.epochs=1 --train.epochs=1
+      --output.progress=false)
+"$MIXVAE" train "${tiny[@]}" > "$TMP/tiny.log" 2>&1 && ok "a tiny run to resume" || bad "tiny run: $(tail -2 "$TMP/tiny.log")"
+expect_error 2 "tiny/checkpoint.h5: the checkpoint was trained with other values of key\(s\) that change training: train.lr \(0.002 -> 0.001\)" \
+  -- "$MIXVAE" train "${tiny[@]}" --train.lr=0.001 --resume
+expect_error 2 "model.clusters \(10 -> 3\); train.lr \(0.002 -> 0.001\)" -- timeout 120 "${MPIRUN[@]}" "$MIXVAE" train "${tiny[@]}" \
+  --train.lr=0.001 --model.clusters=3 --resume
+"$MIXVAE" train "${tiny[@]}" --train.threads=1 --resume > "$TMP/tiny2.log" 2>&1 && ok "--resume with another train.threads" \
+  || bad "--resume with another train.threads: $(tail -2 "$TMP/tiny2.log")"
 touch "$TMP/afile"
 expect_error 2 "afile/sub.*cannot be created" -- "$MIXVAE" train --data.path="$TMP/syn.h5" --output.dir="$TMP/afile/sub" --pretrain.epochs=0 --train.epochs=0
 expect_error 2 "junk.h5: not an HDF5 file" -- "$MIXVAE" eval --checkpoint "$TMP/junk.h5"

@@ -61,6 +61,17 @@ sweep "$TMP/a" > "$TMP/a2.log" 2>&1 && grep -q "12 finished earlier" "$TMP/a2.lo
   && [ "$(stat -c %Y "$TMP/a/smoke/vade/seed-0/result.json")" = "$before" ] \
   && ok "rerun of a finished sweep trains nothing" || bad "rerun: $(tail -3 "$TMP/a2.log")"
 
+# A resubmission with another CPU count (sweep.sbatch/array.sbatch pass
+# train.threads=$SLURM_CPUS_PER_TASK) or other output settings is the same sweep: finished
+# runs are skipped, a run with only a checkpoint resumes (here: a finished run's last
+# checkpoint, nothing left to train) instead of being reported as another config.
+rm "$TMP/a/smoke/aegmm/seed-1/result.json"
+sweep "$TMP/a" --overrides.train.threads=1 --overrides.output.samples_per_cluster=3 > "$TMP/a2t.log" 2>&1; rc=$?
+[ "$rc" -eq 0 ] && grep -q "11 finished earlier" "$TMP/a2t.log" && [ -e "$TMP/a/smoke/aegmm/seed-1/result.json" ] \
+  && [ "$(stat -c %Y "$TMP/a/smoke/vade/seed-0/result.json")" = "$before" ] \
+  && ok "rerun with another train.threads: finished runs skipped, the checkpointed one resumed" \
+  || bad "rerun with another train.threads: exit $rc $(grep -o '"error": "[^"]*"' "$TMP/a/sweep.json" | head -2) $(tail -2 "$TMP/a2t.log")"
+
 # A run folder written by a mixvae that lacked a config key (here: the line removed) is
 # still this run; a different config is never overwritten, but reported (exit 5).
 sed -i '/^collapse_warn/d' "$TMP/a/smoke/vade/seed-0/config.ini"

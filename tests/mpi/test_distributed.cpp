@@ -7,7 +7,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
+#include "core/errors.h"
+#include "core/signals.h"
 #include "data/schema.h"
 #include "data/synthetic.h"
 #include "dist/grad_reducer.h"
@@ -16,6 +20,8 @@
 #include "mixture/kmeans.h"
 #include "models/registry.h"
 #include "mpi_world.h"
+#include "train/checkpoint.h"
+#include "train/device.h"
 #include "train/trainer.h"
 
 using namespace mixvae;
@@ -212,6 +218,84 @@ TEST(Distributed, ShardedEvaluationCountsEverySampleOnce) {
     EXPECT_EQ(std::count(r.scores.cluster_class.begin(), r.scores.cluster_class.end(), -1), 1)
         << "K=4 > C=3: one cluster unmatched";
     EXPECT_NEAR(r.scores.acc, double(matched) / 1001.0, 1e-12) << mode;
+  }
+  world().barrier();
+  if (world().rank() == 0) fs::remove_all(dir);
+}
+
+// dist.device = auto on a node without a visible GPU next to nodes with one: the ranks
+// must not go on with different devices (the GPU-only collectives would no longer pair
+// up); every rank gets the same one-line UsageError (exit code 2 from main), none hangs.
+TEST(Distributed, AMixOfCpuAndGpuRanksIsOneErrorOnEveryRank) {
+  train::agree_device_kind(world(), false);  // all on the CPU: fine
+  train::agree_device_kind(world(), true);   // all on GPUs: fine
+  if (world().size() < 2) GTEST_SKIP() << "needs 2 ranks for a mix";
+  std::string message;
+  try {
+    train::agree_device_kind(world(), world().rank() == 0);  // rank 0 on a GPU, the others on the CPU
+  } catch (const UsageError& e) {
+    message = e.what();
+  }
+  EXPECT_TRUE(dist::last_error_was_collective());
+  EXPECT_NE(message.find("dist.device"), std::string::npos) << message;
+  EXPECT_NE(message.find("GPU on 1 of " + std::to_string(world().size()) + " ranks"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  // Every rank holds the same message.
+  std::string on0 = message;
+  world().broadcast_string(on0, 0);
+  EXPECT_EQ(message, on0);
+}
+
+// A requeue on another number of nodes: a checkpoint written by 2 ranks in the middle of an
+// epoch (shard mode) resumes on 1 rank and finishes, the stopped epoch's untrained rows
+// re-planned (counted row by row in EpochPlan.ResumedOnAnotherWorldSizeTrainsEveryRowOnce),
+// each epoch logged once; another train.threads is the same run, another train.lr is
+// refused with one line naming it.
+TEST(Distributed, MidEpochCheckpointResumesOnAnotherWorldSize) {
+  if (world().size() != 2) GTEST_SKIP() << "needs exactly 2 ranks";
+  const std::string dir = shared_tmpdir();
+  if (world().rank() == 0) data::prepare_synthetic(dir + "/r.h5", 1000, 8, 3, 4);
+  world().barrier();
+  const RunConfig cfg = RunConfig::load(
+      "", {"--data.path=" + dir + "/r.h5", "--output.dir=" + dir + "/run", "--model.hidden=16", "--model.clusters=3",
+           "--model.latent=2", "--pretrain.epochs=1", "--train.epochs=2", "--train.batch_size=50",
+           "--pretrain.batch_size=50", "--train.eval_every=0", "--train.threads=1", "--output.progress=false"});
+  {
+    train::Trainer t(world(), cfg);
+    int64_t steps = 0;
+    t.set_step_hook([&] {
+      if (++steps == 27) signals::request_stop();  // 20 pretraining steps, then step 7 of the first VaDE epoch
+    });
+    EXPECT_THROW(t.run(false), PreemptedError);
+    signals::clear_stop();
+  }
+  auto solo = world().split(world().rank(), 0);
+  if (world().rank() == 0) {
+    const auto meta = train::read_checkpoint_meta(dir + "/run/checkpoint.h5");
+    EXPECT_EQ(meta.world_size, 2);
+    EXPECT_EQ(meta.step, 7);
+    RunConfig other = cfg;
+    other.train.lr = 0.001;
+    try {
+      train::Trainer(*solo, other).run(true);
+      ADD_FAILURE() << "a checkpoint of another train.lr was resumed";
+    } catch (const UsageError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("train.lr (0.002 -> 0.001)"), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+    RunConfig again = cfg;
+    again.train.threads = 2;  // does not change training
+    train::Trainer resumed(*solo, again);
+    const auto r = resumed.run(true);
+    EXPECT_EQ(r.epochs, 2);
+    std::ifstream in(dir + "/run/metrics.jsonl");
+    std::map<int64_t, int> epochs;
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("stage", "") == "train" && j.contains("loss")) ++epochs[j["epoch"].get<int64_t>()];
+    }
+    EXPECT_EQ(epochs, (std::map<int64_t, int>{{1, 1}, {2, 1}}));
   }
   world().barrier();
   if (world().rank() == 0) fs::remove_all(dir);

@@ -47,6 +47,28 @@ TEST(Config, ResolvedIniRoundTrips) {
   EXPECT_FALSE(back.output.progress);
 }
 
+// One list of the keys that cannot change what a run trains (core/config.h): a sweep
+// resubmitted with another --cpus-per-task (train.threads) or other output settings is
+// the same sweep, a changed learning rate is not.
+TEST(Config, TrainingDifferencesIgnoreOnlySpeedAndOutputKeys) {
+  for (const char* k :
+       {"train.threads", "train.eval_every", "train.collapse_warn", "dist.bucket_mb", "dist.overlap", "dist.backend",
+        "dist.timeout_s", "output.dir", "output.progress", "output.samples_per_cluster"})
+    EXPECT_FALSE(mixvae::changes_training(k)) << k;
+  for (const char* k : {"train.lr", "train.seed", "train.epochs", "data.path", "data.shuffle", "model.hidden",
+                        "dist.device", "pretrain.epochs", "checkpoint.every", "kdvae.epochs", "train.precision"})
+    EXPECT_TRUE(mixvae::changes_training(k)) << k;
+  const RunConfig a = RunConfig::load("", {"--train.threads=4", "--output.dir=/a", "--dist.timeout_s=60"});
+  const RunConfig b = RunConfig::load("", {"--train.threads=8", "--output.dir=/b", "--output.progress=false"});
+  EXPECT_TRUE(mixvae::training_differences(a, b).empty());
+  const RunConfig c = RunConfig::load("", {"--train.threads=8", "--train.lr=0.001", "--model.clusters=4"});
+  EXPECT_EQ(mixvae::training_differences(a, c),
+            (std::vector<std::string>{"model.clusters (10 -> 4)", "train.lr (0.002 -> 0.001)"}));
+  const auto all = a.values();
+  EXPECT_EQ(all.at("train.threads"), "4");
+  EXPECT_EQ(all.at("output.dir"), "/a");
+}
+
 TEST(Config, UnknownKeysListTheValidOnes) {
   std::string e = error_of("[train]\nepoch = 3\n");
   EXPECT_NE(e.find("unknown key 'train.epoch'"), std::string::npos) << e;

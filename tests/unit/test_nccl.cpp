@@ -31,6 +31,35 @@ TEST(NcclBuild, LocalDeviceIsLocalRankModuloDeviceCount) {
   EXPECT_EQ(local_device(2, 0), -1);
 }
 
+// Whether ranks share a GPU is decided by host name and PCI bus id, not by counting: under
+// hpc/slurm/train.sbatch (--gpus-per-task=1) each of 4 ranks on a node sees one GPU, its
+// own, as device 0, and NCCL must be used.
+TEST(NcclBuild, SharedGpuIsTheSameHostAndPciBusNotMoreRanksThanVisibleGpus) {
+  auto seat = [](const char* host, const char* bus, int node_ranks, int visible) {
+    GpuSeat s;
+    s.host = host;
+    s.pci_bus = bus;
+    s.node_ranks = node_ranks;
+    s.visible_gpus = visible;
+    return s;
+  };
+  // Two nodes, 4 tasks each, one GPU visible per task (its own).
+  std::vector<GpuSeat> per_task;
+  for (const char* host : {"node1", "node2"})
+    for (const char* bus : {"0000:1B:00.0", "0000:43:00.0", "0000:52:00.0", "0000:9D:00.0"})
+      per_task.push_back(seat(host, bus, 4, 1));
+  EXPECT_EQ(shared_gpu_ranks(per_task), std::make_pair(-1, -1));
+  // The same bus id on two hosts is two GPUs.
+  EXPECT_EQ(shared_gpu_ranks({seat("a", "0000:1B:00.0", 1, 1), seat("b", "0000:1B:00.0", 1, 1)}),
+            std::make_pair(-1, -1));
+  // Two ranks of one node on one GPU (more ranks than GPUs, or CUDA_VISIBLE_DEVICES
+  // naming the same device for both): shared, whatever each process sees.
+  EXPECT_EQ(shared_gpu_ranks(
+                {seat("n", "0000:1B:00.0", 3, 8), seat("n", "0000:43:00.0", 3, 8), seat("n", "0000:1B:00.0", 3, 8)}),
+            std::make_pair(0, 2));
+  EXPECT_EQ(shared_gpu_ranks({}), std::make_pair(-1, -1));
+}
+
 #ifndef MIXVAE_HAVE_NCCL
 
 TEST(NcclBuild, WithoutNcclMakingOneIsAClearUsageError) {

@@ -71,6 +71,54 @@ TEST(EpochPlan, GlobalModeBatchesDoNotDependOnWorldSize) {
   }
 }
 
+// A mid-epoch checkpoint of W ranks resumed on W' ranks (a requeue on another number of
+// nodes): the rows the W ranks trained before the stop plus the rows the W' ranks train
+// after it are every row of the data set exactly once, and every global batch keeps its
+// size. Counted row by row, for stops early, midway and at the last step.
+TEST(EpochPlan, ResumedOnAnotherWorldSizeTrainsEveryRowOnce) {
+  const int64_t batch = 100;
+  auto seed_of = [](int r) { return uint64_t(1000 + 7 * r); };
+  for (bool global : {false, true})
+    for (int64_t n : {1000, 1001, 997})
+      for (int from : {1, 2, 3, 4})
+        for (int to : {1, 2, 3, 4}) {
+          const int64_t steps = (n + batch - 1) / batch;
+          for (int64_t stop : {int64_t(1), steps / 2, steps - 1}) {
+            const std::string where = std::string(global ? "global" : "shard") + " n=" + std::to_string(n) +
+                                      " W=" + std::to_string(from) + "->" + std::to_string(to) +
+                                      " stop=" + std::to_string(stop);
+            std::vector<int> count(size_t(n), 0);
+            std::map<int64_t, int64_t> per_step;
+            auto old_data = fake(n, from, global), new_data = fake(n, to, global);
+            for (int r = 0; r < from; ++r) {
+              auto plan = train::epoch_plan(old_data, r, from, batch, seed_of);
+              for (int64_t s = 0; s < stop; ++s) {
+                auto sl = plan.step(s);
+                per_step[s] += sl.rows.size(0);
+                for (int64_t i = 0; i < sl.rows.size(0); ++i)
+                  ++count[size_t(sl.rows[i].item<int64_t>() + (global ? 0 : old_data.shards[r].first))];
+              }
+            }
+            for (int r = 0; r < to; ++r) {
+              auto plan = train::epoch_plan(new_data, r, to, batch, seed_of, stop, from);
+              ASSERT_EQ(plan.steps(), steps) << where;
+              for (int64_t s = stop; s < steps; ++s) {
+                auto sl = plan.step(s);
+                EXPECT_EQ(sl.global_rows, std::min(batch, n - s * batch)) << where;
+                per_step[s] += sl.rows.size(0);
+                for (int64_t i = 0; i < sl.rows.size(0); ++i)
+                  ++count[size_t(sl.rows[i].item<int64_t>() + (global ? 0 : new_data.shards[r].first))];
+              }
+            }
+            int64_t wrong = 0;
+            for (int c : count) wrong += c != 1;
+            EXPECT_EQ(wrong, 0) << where << ": rows not trained exactly once";
+            for (int64_t s = 0; s < steps; ++s)
+              EXPECT_EQ(per_step[s], std::min(batch, n - s * batch)) << where << " step " << s;
+          }
+        }
+}
+
 TEST(EpochPlan, PermutationDependsOnlyOnSeed) {
   EXPECT_EQ(train::permutation(50, 3), train::permutation(50, 3));
   EXPECT_NE(train::permutation(50, 3), train::permutation(50, 4));

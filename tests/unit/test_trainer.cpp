@@ -16,6 +16,7 @@
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/errors.h"
 #include "core/files.h"
@@ -513,6 +514,37 @@ TEST_F(TrainerTest, KdvaeCanStartFromVadesOwnClusters) {
   EXPECT_EQ(init_nmi, vade_nmi);
   c.options["kdvae.init"] = "ae";
   EXPECT_THROW(models::make_model(c, 20, true), UsageError);
+}
+
+// The artifact keys and a sweep's skip/resume check share one definition of the keys that
+// do not change training (changes_training, core/config.h): every "section.key" an
+// artifact key names is one that changes training, and none of the others is in it.
+TEST_F(TrainerTest, PretrainArtifactKeysNameOnlyKeysThatChangeTraining) {
+  RunConfig c = model_config(dir / "data.h5", dir / "x", 2, "kdvae");
+  c.pretrain.input_dropout = 0.1;  // the keys written only when not at their default
+  c.train.precision = "bf16";
+  c.model.init_fits = 2;
+  for (const auto& key : {train::pretrain_key(c, 1), train::stage_key(c, 1, "vade", 2)}) {
+    ASSERT_FALSE(key.text.empty());
+    std::istringstream lines(key.text);
+    int named = 0;
+    for (std::string line; std::getline(lines, line);) {
+      const std::string name = line.substr(0, line.find('='));
+      if (name.find('.') == std::string::npos) continue;  // family, data, world_size, stage
+      ++named;
+      EXPECT_TRUE(changes_training(name)) << name << " is in an artifact key but does not change training";
+    }
+    EXPECT_GT(named, 10);
+  }
+  RunConfig other = c;
+  other.train.threads = 7;
+  other.train.eval_every = 3;
+  other.train.collapse_warn = 0.5;
+  other.dist.bucket_mb = 1;
+  other.dist.timeout_s = 5;
+  other.output.samples_per_cluster = 1;
+  EXPECT_TRUE(training_differences(c, other).empty());
+  EXPECT_EQ(train::stage_key(c, 1, "vade", 2).hash, train::stage_key(other, 1, "vade", 2).hash);
 }
 
 TEST_F(TrainerTest, VadeStageIsSharedWithKdvae) {
