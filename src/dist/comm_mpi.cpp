@@ -145,6 +145,44 @@ class Watchdog {
   uint64_t reported_ = 0;  // the collective already reported (a custom handler may return)
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  // Queries sent with MPI_Isend, each with the buffer it reads: kept until MPI_Test says the
+  // send is complete (a peer that is stopped receives it only when continued, possibly
+  // long after report() returned). Only finish_sends' last resort frees a request that is
+  // still pending, and it keeps that buffer.
+  struct PendingSend {
+    std::unique_ptr<int64_t> value;  // on the heap: stays put when pending_ grows
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  std::vector<PendingSend> pending_;
+
+  // Drops the sends that have completed.
+  void test_sends() {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      int done = 0;
+      MPI_Test(&it->request, &done, MPI_STATUS_IGNORE);
+      it = done ? pending_.erase(it) : std::next(it);
+    }
+  }
+  // When the watchdog ends: the sends get a moment to complete; one whose peer never
+  // receives it (dead, or hung outside MPI) keeps its buffer for the rest of the process
+  // (8 bytes, leaked on purpose: MPI may still read it).
+  void finish_sends() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) {  // MPI is gone, and with it every pending operation
+      pending_.clear();
+      return;
+    }
+    for (const int64_t end = now_ms() + 1000; !pending_.empty() && now_ms() < end;) {
+      test_sends();
+      if (!pending_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (auto& s : pending_) {
+      MPI_Request_free(&s.request);  // the buffer below is never freed
+      (void)s.value.release();
+    }
+    pending_.clear();
+  }
 
   // The wait is counted in this thread's own ticks, not read off the wall clock: a gap
   // between two ticks longer than kMaxTickMs means this process did not run (stopped with
@@ -159,6 +197,7 @@ class Watchdog {
     int64_t waited = 0, last = now_ms();
     while (!stop_) {
       serve();
+      test_sends();
       const int64_t now = now_ms();
       const int64_t step = std::min(now - last, kMaxTickMs);
       last = now;
@@ -179,6 +218,7 @@ class Watchdog {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
     }
+    finish_sends();
   }
 
   // Answers every waiting query with {query id, sequence, op, ms since entered/left}.
@@ -209,12 +249,10 @@ class Watchdog {
 
   void report(uint64_t seq, int op) {
     const int64_t qid = ++query_id_;
-    std::vector<int64_t> q(size_t(size_), qid);
-    std::vector<MPI_Request> sent;
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
-      sent.emplace_back();
-      MPI_Isend(&q[size_t(r)], 1, MPI_INT64_T, r, kTagQuery, ctl_, &sent.back());
+      pending_.push_back({std::make_unique<int64_t>(qid), MPI_REQUEST_NULL});
+      MPI_Isend(pending_.back().value.get(), 1, MPI_INT64_T, r, kTagQuery, ctl_, &pending_.back().request);
     }
     // Answers: every peer that is alive answers within 50 ms; allow a few seconds.
     const int64_t grace = std::min<int64_t>(5000, std::max<int64_t>(1000, timeout_ms_ / 4));
@@ -222,6 +260,7 @@ class Watchdog {
     int answered = 0;
     for (const int64_t end = now_ms() + grace; answered < size_ - 1 && now_ms() < end;) {
       serve();
+      test_sends();
       int flag = 0;
       MPI_Status st;
       MPI_Iprobe(MPI_ANY_SOURCE, kTagReply, ctl_, &flag, &st);
@@ -235,11 +274,7 @@ class Watchdog {
       answer[size_t(st.MPI_SOURCE)] = {reply[1], reply[2], reply[3]};
       ++answered;
     }
-    if (p_->seq.load() != seq || p_->op.load() == kNone) {
-      // It finished while we asked (a peer was just slow): nothing to report.
-      for (auto& r : sent) MPI_Request_free(&r);
-      return;
-    }
+    if (p_->seq.load() != seq || p_->op.load() == kNone) return;  // it finished while we asked: nothing to report
     auto name = [&](int r) {
       std::string n = "rank " + std::to_string(r);
       const int w = world_rank(r);
@@ -273,12 +308,12 @@ class Watchdog {
       m << missing.str() << "; arrived: " << arrived.str();
     else
       m << "every rank answered that it is in it (a network or MPI problem)";
-    for (auto& r : sent) MPI_Request_free(&r);
     // One rank tells: the lowest that arrived. The others end the job a little later if it
     // has not already (MPI_Abort from that rank ends every process).
     if (rank_ != lowest_arrived) {
       for (const int64_t end = now_ms() + 2 * grace + 2000; now_ms() < end && !stop_;) {
         serve();
+        test_sends();
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       if (stop_ || p_->seq.load() != seq || p_->op.load() == kNone) return;

@@ -129,6 +129,49 @@ TEST(Communicator, WatchdogNamesTheCollectiveAndTheLateRank) {
   EXPECT_EQ(sub->collectives(), 2u);
 }
 
+// The watchdog's query to a rank that can answer only after the report is over (stopped
+// with SIGSTOP from before the collective until well past the grace period): the query is
+// still in flight when report() returns, and its buffer must live until the send
+// completes, when that rank, continued, receives it. (The buffer was a local of report(),
+// freed after MPI_Request_free while the MPI_Isend could still read it. Open MPI 4.1's
+// shared-memory transport copies an 8-byte message at MPI_Isend, so this test passed
+// before the fix too: it guards the path, it cannot show the bug here.) Rank 1 is stopped at
+// 0.1 s for 4 s, before it enters all_reduce #2; rank 0 waits in #2, asks at 1 s, gives up
+// at about 2 s (the handler records the report), and rank 1 receives the query at 4.1 s.
+TEST(Communicator, WatchdogQueryToAStoppedRankOutlivesTheReport) {
+  auto& w = world();
+  if (w.size() != 2) GTEST_SKIP() << "needs exactly 2 ranks";
+  auto sub = w.split(0, w.rank());
+  Recorded rec;
+  sub->set_timeout(1.0, record, &rec);
+  EXPECT_EQ(sub->all_reduce_value<int64_t>(1), 2);
+  pid_t helper = -1;
+  if (sub->rank() == 1) {
+    const std::string pid = std::to_string(getpid());
+    const std::string cmd = "sleep 0.1; kill -STOP " + pid + "; sleep 4; kill -CONT " + pid;
+    const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+    EXPECT_EQ(posix_spawn(&helper, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));  // stopped inside this sleep
+  }
+  EXPECT_EQ(sub->all_reduce_value<int64_t>(2), 4);
+  if (helper > 0) {
+    int status = 0;
+    waitpid(helper, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the stop/continue helper failed";
+  }
+  // Both watchdogs run a while longer: rank 1's answers the query, rank 0's sees its send
+  // complete.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(sub->all_reduce_value<int64_t>(3), 6);
+  sub->set_timeout(0);
+  if (sub->rank() == 0) {
+    EXPECT_EQ(rec.calls, 1);
+    EXPECT_NE(rec.message.find("rank 1 did not answer"), std::string::npos) << rec.message;
+  } else {
+    EXPECT_EQ(rec.calls, 0) << rec.message;
+  }
+}
+
 // A rank that was itself stopped (SIGSTOP) inside a collective must not, once continued,
 // report the collective as late: it was not running, so the wait does not count. (Open MPI
 // continues a stopped rank before killing the job; before this rule the stopped rank then
