@@ -11,7 +11,7 @@ jobs="${MIXVAE_JOBS:-$(nproc)}"
 
 packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-openmp libopenmpi-dev openmpi-bin
           libhdf5-dev libboost-program-options-dev libgtest-dev googletest libbenchmark-dev zlib1g-dev libpng-dev
-          libssl-dev nlohmann-json3-dev python3 hdf5-tools gnuplot-nox)
+          libssl-dev nlohmann-json3-dev libnanoflann-dev python3 hdf5-tools gnuplot-nox)
 # shellcheck source=packages.sh
 source "$root/launch/packages.sh"
 mixvae_install_missing "mixvae setup" "${packages[@]}"

@@ -18,5 +18,5 @@ apt-get download \
   libldap-2.5-0 libsasl2-2 libsasl2-modules-db libdb5.3 libgnutls30 libnettle8 libhogweed6 libidn2-0 libunistring2 \
   libtasn1-6 libp11-kit0 libbrotli1 libkeyutils1 libcom-err2 libgmp10 libffi8 \
   libboost1.74-dev libboost-program-options1.74-dev libboost-program-options1.74.0 \
-  libpng-dev libpng16-16 zlib1g zlib1g-dev libssl3 libssl-dev nlohmann-json3-dev googletest
+  libpng-dev libpng16-16 zlib1g zlib1g-dev libssl3 libssl-dev nlohmann-json3-dev libnanoflann-dev googletest
 du -sh .

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -59,6 +60,40 @@ TEST(Umap, NearestNeighboursAreTheBruteForceOnes) {
   auto [v, i] = d.topk(6, 1, false, true);
   EXPECT_TRUE(torch::equal(idx, i));
   EXPECT_TRUE(torch::allclose(dist.to(torch::kFloat64), v, 1e-5, 1e-5));
+  // Codes wider than the k-d tree's limit take the blocked products: the same answer.
+  torch::Tensor wide = torch::randn({300, 40}) * 3 + 50;
+  auto [wi, wd] = mixture::nearest_neighbours(wide, 6);
+  torch::Tensor dw = torch::cdist(wide.to(torch::kFloat64), wide.to(torch::kFloat64));
+  dw.fill_diagonal_(1e30);
+  auto [wv, wii] = dw.topk(6, 1, false, true);
+  EXPECT_TRUE(torch::equal(wi, wii));
+  EXPECT_TRUE(torch::allclose(wd.to(torch::kFloat64), wv, 1e-5, 1e-5));
+}
+
+TEST(Umap, NearestNeighboursSkipOnlyTheRowItselfAmongDuplicatesAndIgnoreThreadCount) {
+  // Rows 0..4 coincide: each has the other four at distance 0 and never itself; and the
+  // search gives the same answer on 1 thread as on 4.
+  torch::manual_seed(7);
+  torch::Tensor x = torch::randn({400, 10});
+  x.slice(0, 1, 5).copy_(x[0].unsqueeze(0).expand({4, 10}));
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  auto [idx1, dist1] = mixture::nearest_neighbours(x, 8);
+  at::set_num_threads(4);
+  auto [idx4, dist4] = mixture::nearest_neighbours(x, 8);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(idx1, idx4));
+  EXPECT_TRUE(torch::equal(dist1, dist4));
+  for (int64_t i = 0; i < 5; ++i) {
+    std::set<int64_t> first4;
+    for (int64_t t = 0; t < 4; ++t) {
+      first4.insert(idx1[i][t].item<int64_t>());
+      EXPECT_EQ(dist1[i][t].item<float>(), 0.f);
+    }
+    EXPECT_EQ(first4.count(i), 0u) << "row " << i << " is its own neighbour";
+    EXPECT_EQ(first4.size(), 4u);
+    EXPECT_GT(dist1[i][4].item<float>(), 0.f);
+  }
 }
 
 TEST(Umap, FuzzyGraphIsSymmetricWithWeightsInUnitInterval) {
