@@ -36,7 +36,7 @@ bool use_bernoulli(const RunConfig& cfg, bool unit_interval);
 // Sets LibTorch's thread count (train.threads, else the cores per local rank) and flushes
 // denormals on every thread; returns the thread count.
 int configure_cpu(const RunConfig& cfg);
-// [train]'s step decay: max(lr_floor, base * lr_decay^floor(epoch / lr_decay_every)).
+// [train]'s step decay: max(min(lr_floor, base), base * lr_decay^floor(epoch / lr_decay_every)).
 double decayed_lr(const RunConfig& cfg, double base, int64_t epoch);
 // The noise of step `step` of a run with `seed` (models/noise.h): the generator is seeded
 // from (seed, stage, epoch, step[, rank]); in global mode it draws for the whole global

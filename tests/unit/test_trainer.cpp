@@ -825,3 +825,16 @@ TEST_F(TrainerTest, FullDiskLeavesThePreviousCheckpointValid) {
   EXPECT_NO_THROW(train::verify_checkpoint(ck));
   for (const auto& name : test::entries(dir / "f")) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
 }
+
+TEST(DecayedLr, StepDecayStopsAtTheFloorButNeverLiftsARateAboveItsBase) {
+  RunConfig c;
+  c.train.lr_decay = 0.5;
+  c.train.lr_decay_every = 10;
+  c.train.lr_floor = 2e-4;
+  EXPECT_DOUBLE_EQ(train::decayed_lr(c, 2e-3, 0), 2e-3);
+  EXPECT_DOUBLE_EQ(train::decayed_lr(c, 2e-3, 19), 1e-3);
+  EXPECT_DOUBLE_EQ(train::decayed_lr(c, 2e-3, 100), 2e-4);  // 2e-3 / 1024 is below the floor
+  // A rate configured below the floor (HHAR's mixture, 2e-5) decays to itself, not up to 2e-4.
+  EXPECT_DOUBLE_EQ(train::decayed_lr(c, 2e-5, 0), 2e-5);
+  EXPECT_DOUBLE_EQ(train::decayed_lr(c, 2e-5, 50), 2e-5);
+}
