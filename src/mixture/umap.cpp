@@ -1,15 +1,15 @@
 #include "mixture/umap.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <nanoflann.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
-
-#include <ATen/Parallel.h>
-#include <nanoflann.hpp>
 
 #include "dist/tensor_ops.h"
 
@@ -41,7 +41,9 @@ struct RowsAdaptor {
   size_t kdtree_get_point_count() const { return size_t(n); }
   double kdtree_get_pt(size_t i, size_t d) const { return data[int64_t(i) * j + int64_t(d)]; }
   template <class Box>
-  bool kdtree_get_bbox(Box&) const { return false; }
+  bool kdtree_get_bbox(Box&) const {
+    return false;
+  }
 };
 // Above this many dimensions a k-d tree visits most leaves (the curse of dimensionality)
 // and the blocked products below are faster: GMVAE's 200-dimensional codes take that path.
@@ -71,8 +73,8 @@ std::pair<torch::Tensor, torch::Tensor> nearest_neighbours_blocked(const torch::
   return {idx, dist};
 }
 
-using KdTree = nanoflann::KDTreeSingleIndexAdaptor<nanoflann::L2_Simple_Adaptor<double, RowsAdaptor>, RowsAdaptor, -1,
-                                                   size_t>;
+using KdTree =
+    nanoflann::KDTreeSingleIndexAdaptor<nanoflann::L2_Simple_Adaptor<double, RowsAdaptor>, RowsAdaptor, -1, size_t>;
 }  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> nearest_neighbours(const torch::Tensor& x_in, int64_t k) {
